@@ -32,10 +32,10 @@ def _root(
     ctx: typer.Context,
     project: ProjectOpt = None,
     env: EnvOpt = None,
-    all_envs: AllEnvsOpt = None,
+    all_envs: AllEnvsOpt = False,
     output: OutputOpt = None,
-    no_color: NoColorOpt = None,
-    verbose: VerboseOpt = None,
+    no_color: NoColorOpt = False,
+    verbose: VerboseOpt = False,
     context: ContextOpt = None,
     kubeconfig: KubeconfigOpt = None,
 ) -> None:

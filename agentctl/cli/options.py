@@ -28,18 +28,18 @@ EnvOpt = Annotated[
     typer.Option("--env", "-e", help="Environment to act on (repeatable).", show_default=False),
 ]
 AllEnvsOpt = Annotated[
-    bool | None, typer.Option("--all-envs", help="Act on every environment.", show_default=False)
+    bool, typer.Option("--all-envs", help="Act on every environment.", show_default=False)
 ]
 OutputOpt = Annotated[
     OutputFormat | None,
     typer.Option("--output", "-o", help="Output format.", show_default=False),
 ]
 NoColorOpt = Annotated[
-    bool | None,
+    bool,
     typer.Option("--no-color", help="Disable colours (also: NO_COLOR).", show_default=False),
 ]
 VerboseOpt = Annotated[
-    bool | None,
+    bool,
     typer.Option("--verbose", "-v", help="Show debug detail and tracebacks.", show_default=False),
 ]
 ContextOpt = Annotated[

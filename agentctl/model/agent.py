@@ -1,0 +1,508 @@
+"""The `Agent` resource (agent.inferensys.com/v1alpha1): the single source of truth that validates
+files, generates the JSON Schema and the CRD, and feeds the blueprints.
+
+Cross-field rules raise `rule(at, message)` so an error points at the field it is about.
+Mutually exclusive options are errors, never silent precedence.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import Field, StringConstraints, model_validator
+
+from agentctl.model.common import (
+    AbsolutePath,
+    AgentName,
+    ConfigMapKeyRef,
+    DNS1123Label,
+    DNS1123Subdomain,
+    Duration,
+    KubeObject,
+    NonEmptyStr,
+    ObjectMeta,
+    Port,
+    Quantity,
+    SecretKeyRef,
+    StrictModel,
+    rule,
+)
+from agentctl.model.pods import (
+    Lifecycle,
+    Resources,
+    Runtime,
+    Security,
+    Sidecar,
+    unique,
+)
+from agentctl.model.status import AgentStatus
+
+AGENT_API_VERSION = "agent.inferensys.com/v1alpha1"
+Url = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9+.-]*://[^\s]+$", max_length=2048)]
+
+
+class AgentMeta(ObjectMeta):
+    name: AgentName  # type: ignore[assignment]
+
+
+class Workload(StrictModel):
+    kind: Literal["Deployment", "StatefulSet"] = "Deployment"
+
+
+class ModelCache(StrictModel):
+    type: Literal["emptyDir", "pvc"] = "emptyDir"
+    size: Quantity | None = None
+    storage_class: DNS1123Subdomain | None = None
+
+    @model_validator(mode="after")
+    def _pvc_needs_size(self) -> Self:
+        if self.type == "pvc" and self.size is None:
+            raise rule("size", "a pvc model cache needs a size")
+        if self.type == "emptyDir" and self.storage_class is not None:
+            raise rule("storageClass", "storageClass applies only to a pvc cache")
+        return self
+
+
+class ModelSource(StrictModel):
+    uri: Annotated[str, StringConstraints(pattern=r"^(hf|s3|gs|pvc|oci)://[^\s]+$")]
+    """Where the weights come from: hf://org/model, s3://, gs://, pvc://claim/path, oci://."""
+    auth_secret_ref: SecretKeyRef | None = None
+    cache: ModelCache = Field(default_factory=ModelCache)
+    mount_path: AbsolutePath = "/mnt/models"
+    download_timeout_seconds: Annotated[int, Field(ge=1, le=86400)] = 1800
+
+    @model_validator(mode="after")
+    def _pvc_uri(self) -> Self:
+        if self.uri.startswith("pvc://") and self.cache.type == "pvc":
+            raise rule("cache.type", "a pvc:// source is mounted as it is; it needs no pvc cache")
+        return self
+
+
+class Model(StrictModel):
+    id: NonEmptyStr
+    provider: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]*$")] | None = None
+    endpoint: Url | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    api_key_secret_ref: SecretKeyRef | None = None
+    source: ModelSource | None = None
+
+
+class ConfigMapSource(StrictModel):
+    config_map_key_ref: ConfigMapKeyRef
+
+
+class Instructions(StrictModel):
+    system_message: str | None = None
+    system_message_from: ConfigMapSource | None = None
+
+    @model_validator(mode="after")
+    def _xor(self) -> Self:
+        if self.system_message is not None and self.system_message_from is not None:
+            raise rule("systemMessageFrom",
+                       "systemMessage and systemMessageFrom are mutually exclusive")
+        if self.system_message is None and self.system_message_from is None:
+            raise rule("", "set systemMessage or systemMessageFrom")
+        return self
+
+
+class HeaderFrom(StrictModel):
+    name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]+$")]
+    secret_key_ref: SecretKeyRef
+
+
+class Tool(StrictModel):
+    name: DNS1123Label
+    type: Literal["mcpServer", "agent", "http"]
+    url: Url
+    tool_names: list[NonEmptyStr] = Field(default_factory=list)
+    require_approval: list[NonEmptyStr] = Field(default_factory=list)
+    headers_from: list[HeaderFrom] = Field(default_factory=list)
+    timeout_seconds: Annotated[int, Field(ge=1, le=3600)] = 30
+
+    @model_validator(mode="after")
+    def _approval_subset(self) -> Self:
+        for i, name in enumerate(self.require_approval):
+            if name not in self.tool_names:
+                raise rule(f"requireApproval.{i}",
+                           f"requireApproval names {name!r}, which is not in toolNames")
+        return self
+
+
+class SessionMemory(StrictModel):
+    backend: Literal["inMemory", "redis", "postgres"] = "inMemory"
+    url_secret_ref: SecretKeyRef | None = None
+
+    @model_validator(mode="after")
+    def _url(self) -> Self:
+        if self.backend == "inMemory" and self.url_secret_ref is not None:
+            raise rule("urlSecretRef", "an inMemory session store takes no urlSecretRef")
+        if self.backend != "inMemory" and self.url_secret_ref is None:
+            raise rule("urlSecretRef", f"a {self.backend} session store needs urlSecretRef")
+        return self
+
+
+class LongTermMemory(StrictModel):
+    backend: Literal["postgres", "redis", "qdrant", "pinecone"]
+    url_secret_ref: SecretKeyRef
+    embedding_model: NonEmptyStr | None = None
+    ttl_days: Annotated[int, Field(ge=1, le=36500)] = 15
+
+
+class Memory(StrictModel):
+    session: SessionMemory = Field(default_factory=SessionMemory)
+    long_term: LongTermMemory | None = None
+
+
+AccessMode = Literal["ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod"]
+
+
+def _rwo() -> list[AccessMode]:
+    return ["ReadWriteOnce"]
+
+
+class StateVolume(StrictModel):
+    name: Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+                                           max_length=16)]
+    mount_path: AbsolutePath
+    size: Quantity
+    storage_class: DNS1123Subdomain | None = None
+    access_modes: Annotated[list[AccessMode], Field(min_length=1)] = Field(default_factory=_rwo)
+
+
+class Database(StrictModel):
+    name: DNS1123Label
+    url_secret_ref: SecretKeyRef
+    wait_for_ready: bool = True
+
+
+class State(StrictModel):
+    volumes: list[StateVolume] = Field(default_factory=list)
+    databases: list[Database] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique(self) -> Self:
+        unique(self.volumes, "name", "volumes")
+        unique(self.volumes, "mount_path", "volumes")
+        unique(self.databases, "name", "databases")
+        return self
+
+
+class SecretEnv(StrictModel):
+    name: Annotated[str, StringConstraints(pattern=r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")]
+    secret_key_ref: SecretKeyRef
+
+
+class SecretItem(StrictModel):
+    key: NonEmptyStr
+    path: NonEmptyStr
+
+
+class SecretMount(StrictModel):
+    secret_name: DNS1123Subdomain
+    mount_path: AbsolutePath
+    items: list[SecretItem] = Field(default_factory=list)
+
+
+class StoreRef(StrictModel):
+    name: DNS1123Subdomain
+    kind: Literal["SecretStore", "ClusterSecretStore"] = "SecretStore"
+
+
+class RemoteRef(StrictModel):
+    key: NonEmptyStr
+    property: str | None = None
+    version: str | None = None
+
+
+class ExternalSecretData(StrictModel):
+    secret_key: Annotated[str, StringConstraints(pattern=r"^[-._a-zA-Z0-9]+$")]
+    remote_ref: RemoteRef
+
+
+class ExternalSecret(StrictModel):
+    name: DNS1123Subdomain
+    store_ref: StoreRef
+    refresh_interval: Duration = "1h"
+    data: Annotated[list[ExternalSecretData], Field(min_length=1)]
+
+
+class Secrets(StrictModel):
+    env: list[SecretEnv] = Field(default_factory=list)
+    mount: list[SecretMount] = Field(default_factory=list)
+    external: list[ExternalSecret] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique(self) -> Self:
+        unique(self.env, "name", "env")
+        unique(self.mount, "mount_path", "mount")
+        unique(self.external, "name", "external")
+        return self
+
+
+class Metric(StrictModel):
+    type: Literal["cpu", "memory", "pods", "prometheus"] = "cpu"
+    target: int | Quantity = 80
+    """Average utilisation in percent (cpu, memory), an average value per pod (pods) or the
+    threshold of the query (prometheus)."""
+    name: NonEmptyStr | None = None
+    """The custom metric (pods), e.g. agent_inflight_requests."""
+    query: NonEmptyStr | None = None
+    server_address: Url | None = None
+
+    @model_validator(mode="after")
+    def _fields(self) -> Self:
+        if self.type == "pods" and self.name is None:
+            raise rule("name", "a pods metric needs the metric name")
+        if self.type == "prometheus" and (self.query is None or self.server_address is None):
+            raise rule("query", "a prometheus metric needs query and serverAddress")
+        if self.type in ("cpu", "memory") and not isinstance(self.target, int):
+            raise rule("target", f"a {self.type} target is a utilisation percentage (integer)")
+        return self
+
+
+def _cpu80() -> list[Metric]:
+    return [Metric(type="cpu", target=80)]
+
+
+class Scaling(StrictModel):
+    engine: Literal["hpa", "keda"] = "hpa"
+    min_replicas: Annotated[int, Field(ge=0, le=10000)] = 1
+    max_replicas: Annotated[int, Field(ge=1, le=10000)]
+    metrics: Annotated[list[Metric], Field(min_length=1)] = Field(default_factory=_cpu80)
+    behavior: KubeObject | None = None
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Self:
+        if self.min_replicas > self.max_replicas:
+            raise rule("minReplicas", f"minReplicas ({self.min_replicas}) exceeds maxReplicas "
+                       f"({self.max_replicas})")
+        if self.min_replicas == 0 and self.engine == "hpa":
+            raise rule("minReplicas", "minReplicas 0 (scale to zero) needs engine keda")
+        for i, metric in enumerate(self.metrics):
+            if metric.type == "prometheus" and self.engine != "keda":
+                raise rule(f"metrics.{i}.type", "a prometheus metric needs engine keda")
+            if metric.type == "pods" and self.engine != "hpa":
+                raise rule(f"metrics.{i}.type", "a pods metric needs engine hpa")
+        return self
+
+
+IntOrPercent = int | Annotated[str, StringConstraints(pattern=r"^[0-9]+%$")]
+
+
+class RollingUpdate(StrictModel):
+    max_surge: IntOrPercent = 1
+    max_unavailable: IntOrPercent = 0
+
+
+class BlueGreen(StrictModel):
+    active_slot: Literal["blue", "green"] = "blue"
+    preview_replicas: Annotated[int, Field(ge=0, le=10000)] = 1
+
+
+class Canary(StrictModel):
+    weight: Annotated[int, Field(ge=0, le=100)]
+    traffic_routing: Literal["replicaRatio", "gatewayAPI"] = "replicaRatio"
+    replicas: Annotated[int, Field(ge=1, le=10000)] = 1
+    """Canary replicas with gatewayAPI routing (replicaRatio derives them from the weight)."""
+
+
+class Rollout(StrictModel):
+    strategy: Literal["RollingUpdate", "Recreate", "BlueGreen", "Canary"] = "RollingUpdate"
+    rolling_update: RollingUpdate = Field(default_factory=RollingUpdate)
+    blue_green: BlueGreen | None = None
+    canary: Canary | None = None
+    progress_deadline_seconds: Annotated[int, Field(ge=1)] = 600
+    revision_history_limit: Annotated[int, Field(ge=0)] = 10
+
+    @model_validator(mode="after")
+    def _strategy_fields(self) -> Self:
+        if self.blue_green is not None and self.strategy != "BlueGreen":
+            raise rule("blueGreen", f"blueGreen is set but strategy is {self.strategy}")
+        if self.canary is not None and self.strategy != "Canary":
+            raise rule("canary", f"canary is set but strategy is {self.strategy}")
+        if self.strategy == "Canary" and self.canary is None:
+            raise rule("canary", "strategy Canary needs canary.weight")
+        if self.strategy == "BlueGreen" and self.blue_green is None:
+            self.blue_green = BlueGreen()
+        return self
+
+
+class MetricsEndpoint(StrictModel):
+    port: Port | None = None
+    """Defaults to the runtime port."""
+    path: AbsolutePath = "/metrics"
+    interval: Duration = "30s"
+    monitor: Literal["serviceMonitor", "podMonitor", "annotations", "none"] = "serviceMonitor"
+
+
+class Logging(StrictModel):
+    format: Literal["json", "text"] = "json"
+    level: Literal["debug", "info", "warn", "error"] = "info"
+
+
+class Tracing(StrictModel):
+    mode: Literal["env", "autoInstrument", "none"] = "none"
+    endpoint: Url | None = None
+    sampler: Literal["always_on", "always_off", "traceidratio", "parentbased_always_on",
+                     "parentbased_always_off", "parentbased_traceidratio"] = (
+        "parentbased_always_on")
+    sampler_arg: Annotated[str, StringConstraints(pattern=r"^(0(\.[0-9]+)?|1(\.0+)?)$")] | None = (
+        None)
+    instrumentation: Literal["python", "nodejs", "java", "go", "dotnet"] = "python"
+    """The language the OpenTelemetry Operator instruments (autoInstrument)."""
+
+    @model_validator(mode="after")
+    def _endpoint(self) -> Self:
+        if self.mode == "env" and self.endpoint is None:
+            raise rule("endpoint", "tracing mode env needs an endpoint")
+        if self.sampler_arg is not None and "traceidratio" not in self.sampler:
+            raise rule("samplerArg", f"samplerArg applies only to a traceidratio sampler, not "
+                       f"{self.sampler}")
+        return self
+
+
+class Observability(StrictModel):
+    metrics: MetricsEndpoint = Field(default_factory=MetricsEndpoint)
+    logging: Logging = Field(default_factory=Logging)
+    tracing: Tracing = Field(default_factory=Tracing)
+
+
+class ServiceSpec(StrictModel):
+    type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
+    port: Port = 80
+
+
+class ParentRef(StrictModel):
+    name: DNS1123Subdomain
+    namespace: DNS1123Label | None = None
+    section_name: DNS1123Label | None = None
+
+
+Hostname = Annotated[str, StringConstraints(
+    pattern=r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
+    max_length=253)]
+
+
+class HttpRoute(StrictModel):
+    parent_refs: Annotated[list[ParentRef], Field(min_length=1)]
+    hostnames: list[Hostname] = Field(default_factory=list)
+
+
+class InClusterPeer(StrictModel):
+    namespace: DNS1123Label
+    port: Port | None = None
+
+
+class Egress(StrictModel):
+    allowed_domains: list[Hostname] = Field(default_factory=list)
+    allow_in_cluster: list[InClusterPeer] = Field(default_factory=list)
+
+
+class Pdb(StrictModel):
+    max_unavailable: IntOrPercent = 1
+
+
+class Network(StrictModel):
+    service: ServiceSpec = Field(default_factory=ServiceSpec)
+    http_route: HttpRoute | None = None
+    egress: Egress | None = None
+    pdb: Pdb = Field(default_factory=Pdb)
+    """A PodDisruptionBudget, rendered whenever more than one replica can run."""
+
+
+BlueprintName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+                                                 max_length=63)]
+
+
+class AgentSpec(StrictModel):
+    description: str | None = None
+    blueprint: BlueprintName = "agent"
+    workload: Workload = Field(default_factory=Workload)
+    runtime: Runtime
+    security: Security = Field(default_factory=Security)
+    model: Model
+    instructions: Instructions | None = None
+    tools: list[Tool] = Field(default_factory=list)
+    memory: Memory = Field(default_factory=Memory)
+    state: State = Field(default_factory=State)
+    secrets: Secrets = Field(default_factory=Secrets)
+    resources: Resources = Field(default_factory=Resources)
+    sidecars: list[Sidecar] = Field(default_factory=list)
+    lifecycle: Lifecycle = Field(default_factory=Lifecycle)
+    replicas: Annotated[int, Field(ge=0, le=10000)] | None = None
+    """Fixed replicas (1 unless `scaling` is set); mutually exclusive with scaling."""
+    scaling: Scaling | None = None
+    rollout: Rollout = Field(default_factory=Rollout)
+    observability: Observability = Field(default_factory=Observability)
+    network: Network = Field(default_factory=Network)
+
+    @model_validator(mode="after")
+    def _cross_rules(self) -> Self:
+        if self.replicas is not None and self.scaling is not None:
+            raise rule("scaling", "replicas and scaling are mutually exclusive: set a fixed "
+                       "replicas or an autoscaler, not both")
+        if self.scaling is None and self.replicas is None:
+            self.replicas = 1
+        _check_pod_rules(self)
+        return self
+
+    def sets(self, section: str) -> bool:
+        """Whether the user set a spec section (as opposed to taking its default)."""
+        return section in self.model_fields_set
+
+
+def _check_pod_rules(spec: AgentSpec) -> None:
+    if spec.memory.session.backend == "inMemory":
+        if spec.scaling is not None:
+            raise rule("memory.session.backend", "an inMemory session store cannot be shared "
+                       "between autoscaled replicas: use redis or postgres")
+        if spec.replicas is not None and spec.replicas > 1:
+            raise rule("memory.session.backend", f"an inMemory session store cannot be shared "
+                       f"between {spec.replicas} replicas: use redis or postgres")
+    rollout = spec.rollout
+    if rollout.strategy == "Canary" and rollout.canary is not None:
+        if rollout.canary.traffic_routing == "replicaRatio" and spec.scaling is not None:
+            raise rule("scaling", "a replicaRatio canary needs fixed replicas, not scaling "
+                       "(use trafficRouting gatewayAPI to autoscale the stable side)")
+        if (rollout.canary.traffic_routing == "replicaRatio" and spec.replicas is not None
+                and spec.replicas < 2 and 0 < rollout.canary.weight < 100):
+            raise rule("replicas", "a replicaRatio canary between 0 and 100 % needs at least "
+                       "2 replicas (one stable, one canary)")
+    if spec.workload.kind == "StatefulSet" and rollout.strategy != "RollingUpdate":
+        raise rule("rollout.strategy", f"a StatefulSet rolls out with RollingUpdate only, not "
+                   f"{rollout.strategy}")
+    if spec.workload.kind == "Deployment":
+        for i, volume in enumerate(spec.state.volumes):
+            if "ReadWriteOnce" in volume.access_modes and _max_pods(spec) > 1:
+                raise rule(f"state.volumes.{i}.accessModes",
+                           "a ReadWriteOnce volume cannot be shared by the replicas of a "
+                           "Deployment: use workload.kind StatefulSet or ReadWriteMany")
+    paths = [("state.volumes", v.mount_path) for v in spec.state.volumes]
+    paths += [("secrets.mount", m.mount_path) for m in spec.secrets.mount]
+    if spec.model.source is not None:
+        paths.append(("model.source.mountPath", spec.model.source.mount_path))
+    seen: dict[str, str] = {}
+    for where, path in paths:
+        if path in seen:
+            raise rule(where, f"mount path {path} is also used by {seen[path]}")
+        seen[path] = where
+
+
+def _max_pods(spec: AgentSpec) -> int:
+    if spec.scaling is not None:
+        return spec.scaling.max_replicas
+    count = spec.replicas or 0
+    if spec.rollout.strategy in ("BlueGreen", "Canary"):
+        count += 1
+    return count
+
+
+class Agent(StrictModel):
+    """An AI agent: its runtime, model, tools, memory, state, scaling and rollout."""
+
+    api_version: Literal["agent.inferensys.com/v1alpha1"] = Field(alias="apiVersion")
+    kind: Literal["Agent"]
+    metadata: AgentMeta
+    spec: AgentSpec
+    status: AgentStatus | None = None
+

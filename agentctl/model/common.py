@@ -1,0 +1,120 @@
+"""Building blocks shared by the models: the strict base model, Kubernetes name and value types,
+quantities, and the one way a cross-field rule reports the field it is about.
+
+Pure data: no I/O. Every model forbids unknown keys (a typo is an error, not a silently ignored
+key) and reads and writes camelCase keys, exactly as they appear in YAML.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        alias_generator=to_camel,
+        populate_by_name=True,
+        validate_default=False,
+        use_attribute_docstrings=True,
+    )
+
+
+def rule(at: str, message: str) -> PydanticCustomError:
+    """A cross-field rule violation about the field `at` (a dotted path below the model that
+    raises it), so the loader can point at that field's line rather than at the model."""
+    return PydanticCustomError("agentctl_rule", message, {"at": at})
+
+
+_DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+_DNS1035_LABEL = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+_DNS1123_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+_LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
+_QUALIFIED_NAME = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+_ENV_VAR_NAME = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
+_QUANTITY = r"^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+|Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$"
+_DURATION = r"^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$"
+
+DNS1123Label = Annotated[str, StringConstraints(pattern=_DNS1123_LABEL, max_length=63)]
+"""A DNS-1123 label: lower-case alphanumerics and '-', at most 63 characters."""
+DNS1123Subdomain = Annotated[str, StringConstraints(pattern=_DNS1123_SUBDOMAIN, max_length=253)]
+AgentName = Annotated[str, StringConstraints(pattern=_DNS1035_LABEL, max_length=45)]
+"""A DNS-1035 label of at most 45 characters, so every derived name (`<name>-preview`, …) fits."""
+LabelValue = Annotated[str, StringConstraints(pattern=_LABEL_VALUE, max_length=63)]
+EnvVarName = Annotated[str, StringConstraints(pattern=_ENV_VAR_NAME, min_length=1)]
+Quantity = Annotated[str, StringConstraints(pattern=_QUANTITY)]
+"""A Kubernetes resource quantity such as `500m`, `2`, `1Gi`."""
+Duration = Annotated[str, StringConstraints(pattern=_DURATION)]
+"""A Go duration such as `30s`, `1h`, `1h30m`."""
+Port = Annotated[int, Field(ge=1, le=65535)]
+AbsolutePath = Annotated[str, StringConstraints(pattern=r"^/[^\x00]*$")]
+NonEmptyStr = Annotated[str, StringConstraints(min_length=1)]
+
+
+def _qualified_name(value: str) -> str:
+    prefix, _, name = value.rpartition("/")
+    if not re.match(_QUALIFIED_NAME, value) or len(name) > 63 or len(prefix) > 253:
+        raise PydanticCustomError(
+            "qualified_name",
+            "'{value}' is not a valid label or annotation key (an optional DNS subdomain prefix "
+            "and '/', then at most 63 alphanumerics, '-', '_' or '.')",
+            {"value": value},
+        )
+    return value
+
+
+QualifiedName = Annotated[str, AfterValidator(_qualified_name)]
+"""A label or annotation key: `[prefix/]name`."""
+
+_SUFFIXES = {
+    "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": Decimal(1),
+    "k": Decimal("1e3"), "M": Decimal("1e6"), "G": Decimal("1e9"), "T": Decimal("1e12"),
+    "P": Decimal("1e15"), "E": Decimal("1e18"),
+    "Ki": Decimal(2**10), "Mi": Decimal(2**20), "Gi": Decimal(2**30), "Ti": Decimal(2**40),
+    "Pi": Decimal(2**50), "Ei": Decimal(2**60),
+}
+
+
+def parse_quantity(value: str | int | float) -> Decimal:
+    """The numeric value of a Kubernetes quantity (`500m` → 0.5, `1Gi` → 1073741824)."""
+    text = str(value)
+    match = re.match(r"^([+]?[0-9.]+(?:[eE][-+]?[0-9]+)?)([a-zA-Z]*)$", text)
+    if not match or match.group(2) not in _SUFFIXES:
+        raise ValueError(f"not a quantity: {text!r}")
+    try:
+        return Decimal(match.group(1)) * _SUFFIXES[match.group(2)]
+    except InvalidOperation as err:
+        raise ValueError(f"not a quantity: {text!r}") from err
+
+
+class SecretKeyRef(StrictModel):
+    """A key of an existing Secret. Only the reference is rendered, never the value."""
+
+    name: DNS1123Subdomain
+    key: Annotated[str, StringConstraints(pattern=r"^[-._a-zA-Z0-9]+$", max_length=253)]
+
+
+class ConfigMapKeyRef(StrictModel):
+    name: DNS1123Subdomain
+    key: Annotated[str, StringConstraints(pattern=r"^[-._a-zA-Z0-9]+$", max_length=253)]
+
+
+class LocalObjectReference(StrictModel):
+    name: DNS1123Subdomain
+
+
+class ObjectMeta(StrictModel):
+    name: DNS1123Label
+    namespace: DNS1123Label | None = None
+    labels: dict[QualifiedName, LabelValue] = Field(default_factory=dict)
+    annotations: dict[QualifiedName, str] = Field(default_factory=dict)
+
+
+KubeObject = dict[str, Any]
+"""Pass-through Kubernetes structures (affinity, tolerations, …) checked by `validate`."""

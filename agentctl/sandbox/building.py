@@ -61,6 +61,7 @@ class Group:
     version: str
     binaries: tuple[str, ...]
     dev: bool = False
+    extras: tuple[str, ...] = ()  # other files or directories the group's build provides
 
     @property
     def dirname(self) -> str:
@@ -70,7 +71,7 @@ class Group:
 KUBERNETES = Group("kubernetes", KUBERNETES_VERSION,
                    ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl"))
 ETCD = Group("etcd", ETCD_VERSION, ("etcd",))
-KWOK = Group("kwok", KWOK_VERSION, ("kwok", "kwokctl"))
+KWOK = Group("kwok", KWOK_VERSION, ("kwok", "kwokctl"), extras=("stages",))
 ACTIONLINT = Group("actionlint", ACTIONLINT_VERSION, ("actionlint",), dev=True)
 HELM = Group("helm", HELM_VERSION, ("helm",), dev=True)
 GROUPS = (KUBERNETES, ETCD, KWOK, ACTIONLINT, HELM)
@@ -120,10 +121,49 @@ def binary(name: str) -> Path:
                        f"holding {name}")
 
 
+def _complete(group: Group) -> bool:
+    final = cache_root() / group.dirname
+    return all((final / n).is_file() for n in group.binaries) and all(
+        (final / e).exists() for e in group.extras)
+
+
 def missing(dev_tools: bool = False) -> list[str]:
     """The binaries that `ensure(dev_tools)` would still have to build (or find)."""
-    names = [b for g in GROUPS if dev_tools or not g.dev for b in g.binaries]
-    return [n for n in names if _prebuilt(n) is None and not cached_path(n).is_file()]
+    return [n for g in GROUPS if dev_tools or not g.dev for n in g.binaries
+            if _prebuilt(n) is None and not _complete(g)]
+
+
+def stage_root() -> Path:
+    """kwok's stage YAML (`kustomize/stage` of the kwok module), as the build copied it next to
+    kwokctl. With prebuilt binaries, `$AGENTCTL_SANDBOX_BIN/stages` or, when Go is there, the Go
+    module cache."""
+    candidates = [binary("kwokctl").parent / "stages", cache_root() / KWOK.dirname / "stages"]
+    for candidate in candidates:
+        if (candidate / "pod" / "fast").is_dir():
+            return candidate
+    go = shutil.which("go")
+    if go is not None:
+        proc = subprocess.run([go, "mod", "download", "-json", f"sigs.k8s.io/kwok@{KWOK_VERSION}"],
+                              capture_output=True, text=True, env=_go_env(), check=False,
+                              cwd=tempfile.gettempdir())
+        if proc.returncode == 0:
+            found = Path(json.loads(proc.stdout)["Dir"]) / "kustomize" / "stage"
+            if found.is_dir():
+                return found
+    raise ToolingError(f"kwok's stage files are missing: put kwok {KWOK_VERSION}'s "
+                       f"kustomize/stage directory at {candidates[0]} or install Go so they "
+                       f"can be fetched")
+
+
+def _copy_stages(module_dir: Path, out: Path) -> None:
+    # Copy file by file: the module cache is read-only and copytree would keep that mode.
+    src = module_dir / "kustomize" / "stage"
+    for path in sorted(src.rglob("*.yaml")):
+        rel = path.relative_to(src)
+        if "testdata" in rel.parts:
+            continue
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        (out / rel).write_bytes(path.read_bytes())
 
 
 # -- building ---------------------------------------------------------------------------------
@@ -246,6 +286,11 @@ def _go_install(group: Group) -> Callable[[_Runner, Path, Path], None]:
         # `go install pkg@version` builds the module exactly as published (its own go.mod).
         run(["install", "-trimpath", "-ldflags=-s -w", *pkgs], work,
             f"building {', '.join(group.binaries)}", GOBIN=str(out))
+        if "stages" in group.extras:
+            info = json.loads(run(["mod", "download", "-json",
+                                   f"{_INSTALLS[group.name][0].rsplit('/cmd/', 1)[0]}@"
+                                   f"{group.version}"], work, "locating the kwok module"))
+            _copy_stages(Path(info["Dir"]), out / "stages")
 
     return build
 
@@ -306,8 +351,7 @@ def ensure(dev_tools: bool = False, log: Log = _quiet) -> dict[str, Path]:
             run = _Runner(go, root / "build.log")
             run.log_path.write_text(f"agentctl sandbox build log ({time.ctime()})\n")
             for group in groups:
-                if not any(n in todo for n in group.binaries) or all(
-                        cached_path(n).is_file() for n in group.binaries):
+                if not any(n in todo for n in group.binaries) or _complete(group):
                     continue
                 started = time.monotonic()
                 log(f"building {group.dirname} ({', '.join(group.binaries)}) …")

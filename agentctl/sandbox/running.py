@@ -41,6 +41,13 @@ def _quiet(_: str) -> None:
     pass
 
 
+def state_root(name: str = DEFAULT_NAME) -> Path:
+    """Where `agentctl sandbox up` keeps cluster `name`: `$XDG_STATE_HOME/agentctl/sandbox/<name>`
+    (default `~/.local/state/…`)."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "agentctl" / "sandbox" / name
+
+
 class StartError(ToolingError):
     """The cluster did not come up; `logs` holds the tails of kwokctl's and each component's
     log."""
@@ -169,8 +176,7 @@ def start(root: Path, name: str = DEFAULT_NAME, *,
 
 def _start_failed(sandbox: Sandbox, message: str) -> StartError:
     logs = collect_logs(sandbox.name, sandbox.root)
-    return StartError(f"the sandbox cluster did not start: {message} (logs in "
-                      f"{sandbox.root})", logs)
+    return StartError(f"the sandbox cluster did not start: {message}", logs)
 
 
 # -- stopping ---------------------------------------------------------------------------------

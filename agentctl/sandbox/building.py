@@ -97,7 +97,7 @@ def _prebuilt(name: str) -> Path | None:
     if env:
         candidate = Path(env).expanduser() / name
         if candidate.is_file() and os.access(candidate, os.X_OK):
-            return candidate.resolve()
+            return candidate.absolute()
     return None
 
 

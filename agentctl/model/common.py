@@ -41,6 +41,21 @@ _ENV_VAR_NAME = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
 _QUANTITY = r"^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+|Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$"
 _DURATION = r"^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$"
 
+PATTERN_HINTS = {
+    _DNS1123_LABEL: "must be a DNS-1123 label: lower-case letters, digits and '-', starting and "
+    "ending with a letter or digit",
+    _DNS1035_LABEL: "must be a DNS-1035 label: lower-case letters, digits and '-', starting with "
+    "a letter and ending with a letter or digit",
+    _DNS1123_SUBDOMAIN: "must be a DNS-1123 subdomain: lower-case letters, digits, '-' and '.'",
+    _LABEL_VALUE: "must be a label value: at most 63 letters, digits, '-', '_' or '.', starting "
+    "and ending with a letter or digit",
+    _ENV_VAR_NAME: "must be an environment variable name: letters, digits, '_', '-' or '.', not "
+    "starting with a digit",
+    _QUANTITY: "must be a Kubernetes quantity such as 500m, 2, 512Mi or 1Gi",
+    _DURATION: "must be a duration such as 30s, 5m or 1h",
+}
+"""Human descriptions of the patterns above, for error messages."""
+
 DNS1123Label = Annotated[str, StringConstraints(pattern=_DNS1123_LABEL, max_length=63)]
 """A DNS-1123 label: lower-case alphanumerics and '-', at most 63 characters."""
 DNS1123Subdomain = Annotated[str, StringConstraints(pattern=_DNS1123_SUBDOMAIN, max_length=253)]

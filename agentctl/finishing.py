@@ -1,0 +1,156 @@
+"""Stage 3b, finish rendered objects: the environment's namespace, ownership and ApplySet
+labels, the agent's own labels and annotations, the config hash on pod templates, the policy
+checks (namespaces, Pod Security level, QoS class) and the digest annotation, in that order.
+
+Input: each agent's raw manifests. Output: the same manifests, complete and checked, or
+problems naming `Kind/namespace/name` and the agent's file.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agentctl.errors import Problem
+from agentctl.manifests import (
+    ANNOTATION_CONFIG_HASH,
+    ANNOTATION_DIGEST,
+    CLUSTER_SCOPED,
+    Manifest,
+    ObjectRef,
+    sha256_json,
+    digest,
+    dig,
+    ownership_labels,
+    pod_spec_path,
+)
+from agentctl.model.agent import Agent
+from agentctl.model.environment import Environment
+from agentctl.policies import allows, level_of, qos_class, violations
+from agentctl.sources import Source, attribute, field_path
+
+
+def finish(agent: Agent, environment: Environment, applyset: str, manifests: list[Manifest],
+           sources: list[Source]) -> list[Problem]:
+    """Complete and check one agent's manifests in place; return the problems found."""
+    problems: list[Problem] = []
+    env_name = environment.metadata.name
+    labels = {**agent.metadata.labels,
+              **ownership_labels(agent.metadata.name, env_name, applyset)}
+    for manifest in manifests:
+        meta = manifest.body.setdefault("metadata", {})
+        if manifest.body["kind"] not in CLUSTER_SCOPED and not meta.get("namespace"):
+            meta["namespace"] = agent.metadata.namespace
+        meta["labels"] = {**(meta.get("labels") or {}), **labels}
+        if agent.metadata.annotations:
+            meta["annotations"] = {**agent.metadata.annotations, **(meta.get("annotations") or {})}
+        manifest.refresh()
+    _config_hashes(manifests)
+    problems += _check_policy(agent, environment, manifests, sources)
+    for manifest in manifests:
+        annotations = manifest.body["metadata"].setdefault("annotations", {})
+        annotations.pop(ANNOTATION_DIGEST, None)
+        annotations[ANNOTATION_DIGEST] = digest(manifest.body)
+    return problems
+
+
+def _config_hashes(manifests: list[Manifest]) -> None:
+    """Annotate each pod template with a hash of the rendered ConfigMaps it consumes, so a
+    config change rolls the pods."""
+    config_maps = {(m.ref.namespace, m.ref.name): m.body.get("data") or {}
+                   for m in manifests if m.ref.kind == "ConfigMap" and m.ref.group == ""}
+    if not config_maps:
+        return
+    for manifest in manifests:
+        path = pod_spec_path(manifest.body)
+        pod = dig(manifest.body, path) if path else None
+        if not isinstance(pod, dict):
+            continue
+        used = sorted(name for name in _config_map_names(pod)
+                      if (manifest.ref.namespace, name) in config_maps)
+        if not used:
+            continue
+        value = sha256_json({n: config_maps[(manifest.ref.namespace, n)] for n in used})
+        template_meta = dig(manifest.body, path[:-1] + ("metadata",)) if path else None
+        if path and len(path) > 1 and isinstance(template_meta, dict):
+            template_meta.setdefault("annotations", {})[ANNOTATION_CONFIG_HASH] = value
+
+
+def _config_map_names(pod: dict[str, Any]) -> set[str]:
+    names: set[str] = set()
+    for volume in pod.get("volumes") or []:
+        if "configMap" in volume:
+            names.add(volume["configMap"].get("name", ""))
+        for source in (volume.get("projected") or {}).get("sources") or []:
+            if "configMap" in source:
+                names.add(source["configMap"].get("name", ""))
+    for group in ("initContainers", "containers"):
+        for container in pod.get(group) or []:
+            for env_from in container.get("envFrom") or []:
+                if "configMapRef" in env_from:
+                    names.add(env_from["configMapRef"].get("name", ""))
+            for var in container.get("env") or []:
+                ref = (var.get("valueFrom") or {}).get("configMapKeyRef")
+                if ref:
+                    names.add(ref.get("name", ""))
+    return names
+
+
+def _check_policy(agent: Agent, environment: Environment, manifests: list[Manifest],
+                  sources: list[Source]) -> list[Problem]:
+    problems: list[Problem] = []
+    policy = environment.spec.policy
+    allowed_namespaces = policy.namespaces or [environment.spec.namespace]
+    level = agent.spec.security.pod_security
+    if level not in policy.pod_security:
+        problems.append(_at(sources, ("security", "podSecurity"),
+                            f"podSecurity {level} is not allowed in environment "
+                            f"{environment.metadata.name} (allowed: "
+                            f"{', '.join(policy.pod_security)})"))
+    for manifest in manifests:
+        ref = manifest.ref
+        if ref.namespace and ref.namespace not in allowed_namespaces:
+            problems.append(Problem(obj=str(ref), message=(
+                f"namespace {ref.namespace} is outside the environment's policy.namespaces "
+                f"({', '.join(allowed_namespaces)}); agent {agent.metadata.name} in "
+                f"{manifest.source_file}")))
+        path = pod_spec_path(manifest.body)
+        pod = dig(manifest.body, path) if path else None
+        if not isinstance(pod, dict):
+            continue
+        prefix = ".".join(path or ())
+        if not allows(level_of(pod), level):
+            for v in violations(pod):
+                if allows(v.level, level) and v.level != level:
+                    continue
+                problems.append(Problem(obj=str(ref), field=f"{prefix}.{v.field}", message=(
+                    f"{v.message}: the pod does not meet podSecurity {level} "
+                    f"({manifest.template})")))
+        wanted = agent.spec.resources.qos_class
+        if wanted is not None:
+            actual = qos_class(pod)
+            if actual != wanted:
+                problems.append(_at(sources, ("resources", "qosClass"),
+                                    f"qosClass {wanted} was asserted but {ref} renders "
+                                    f"{actual} pods"))
+    return problems
+
+
+def _at(sources: list[Source], loc: tuple[str | int, ...], message: str) -> Problem:
+    return attribute(sources, loc, message, field_path(("spec", *loc)))
+
+
+def duplicates(manifests: list[Manifest]) -> list[Problem]:
+    """Two agents (or one agent twice) rendering the same object."""
+    seen: dict[ObjectRef, Manifest] = {}
+    problems: list[Problem] = []
+    for manifest in manifests:
+        key = ObjectRef(0, manifest.ref.group, manifest.ref.kind, manifest.ref.namespace,
+                        manifest.ref.name)
+        other = seen.get(key)
+        if other is not None:
+            problems.append(Problem(obj=str(manifest.ref), message=(
+                f"rendered by agent {other.agent} ({other.source_file}) and by agent "
+                f"{manifest.agent} ({manifest.source_file})")))
+        else:
+            seen[key] = manifest
+    return problems

@@ -1,0 +1,148 @@
+"""Rendered Kubernetes objects: identity, ownership labels, kind order, digests, ApplySet ids.
+
+Pure data and pure functions; shared by rendering, writing and (later) the cluster stages.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+MANAGED_BY = "agentctl"
+LABEL_AGENT = "agent.inferensys.com/agent"
+LABEL_ENVIRONMENT = "agent.inferensys.com/environment"
+LABEL_TRACK = "agent.inferensys.com/track"
+LABEL_PART_OF = "applyset.kubernetes.io/part-of"
+ANNOTATION_DIGEST = "agent.inferensys.com/digest"
+ANNOTATION_CONFIG_HASH = "agent.inferensys.com/config-hash"
+ANNOTATION_DESCRIPTION = "agent.inferensys.com/description"
+
+RANK_ORDER: tuple[str, ...] = (
+    "Namespace", "CustomResourceDefinition", "PriorityClass", "StorageClass",
+    "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding",
+    "SecretStore", "ExternalSecret", "Secret", "ConfigMap", "PersistentVolumeClaim",
+    "NetworkPolicy", "CiliumNetworkPolicy", "Service", "Instrumentation",
+    "Deployment", "StatefulSet", "Job", "CronJob",
+    "HorizontalPodAutoscaler", "ScaledObject", "PodDisruptionBudget",
+    "HTTPRoute", "ServiceMonitor", "PodMonitor",
+)
+"""Apply order (dependencies first); deletion runs in reverse. Unknown kinds apply last."""
+_RANK = {kind: i for i, kind in enumerate(RANK_ORDER)}
+
+CLUSTER_SCOPED = frozenset({
+    "Namespace", "CustomResourceDefinition", "PriorityClass", "StorageClass", "ClusterRole",
+    "ClusterRoleBinding", "PersistentVolume", "ClusterSecretStore", "IngressClass",
+    "GatewayClass", "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration",
+    "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "RuntimeClass", "Node",
+})
+
+WORKLOAD_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "Job", "ReplicaSet"})
+
+
+@dataclass(frozen=True, order=True)
+class ObjectRef:
+    """Identity of an object: usable as dict key and sort key (apply order first)."""
+
+    rank: int
+    group: str
+    kind: str
+    namespace: str
+    name: str
+
+    @classmethod
+    def of(cls, body: dict[str, Any]) -> ObjectRef:
+        api_version = str(body.get("apiVersion", ""))
+        group = api_version.rpartition("/")[0]
+        kind = str(body.get("kind", ""))
+        meta = body.get("metadata") or {}
+        return cls(_RANK.get(kind, len(RANK_ORDER)), group, kind,
+                   str(meta.get("namespace") or ""), str(meta.get("name", "")))
+
+    def __str__(self) -> str:
+        return "/".join(p for p in (self.kind, self.namespace, self.name) if p)
+
+
+@dataclass
+class Manifest:
+    """One rendered object and where it came from."""
+
+    body: dict[str, Any]
+    agent: str
+    template: str
+    source_file: str
+    ref: ObjectRef = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.ref = ObjectRef.of(self.body)
+
+    def refresh(self) -> None:
+        self.ref = ObjectRef.of(self.body)
+
+    @property
+    def file_name(self) -> str:
+        """`<namespace>/<kind>-<name>.yaml`, cluster-scoped under `_cluster/`."""
+        folder = self.ref.namespace or "_cluster"
+        return f"{folder}/{self.ref.kind.lower()}-{self.ref.name}.yaml"
+
+
+def canonical_json(body: Any) -> str:
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def sha256_json(value: Any) -> str:
+    return hashlib.sha256(canonical_json(value).encode()).hexdigest()
+
+
+def digest(body: dict[str, Any]) -> str:
+    """`sha256:<hex>` of the object's canonical JSON without the digest annotation."""
+    annotations = (body.get("metadata") or {}).get("annotations") or {}
+    if ANNOTATION_DIGEST in annotations:
+        body = json.loads(json.dumps(body))
+        del body["metadata"]["annotations"][ANNOTATION_DIGEST]
+        if not body["metadata"]["annotations"]:
+            del body["metadata"]["annotations"]
+    return "sha256:" + hashlib.sha256(canonical_json(body).encode()).hexdigest()
+
+
+def applyset_parent_name(project: str, env: str) -> str:
+    return f"agentctl-{project}-{env}"
+
+
+def applyset_id(name: str, namespace: str) -> str:
+    """KEP-3659 ApplySet id of a ConfigMap parent, computable offline."""
+    raw = hashlib.sha256(f"{name}.{namespace}.ConfigMap.".encode()).digest()
+    return "applyset-" + base64.urlsafe_b64encode(raw).decode().rstrip("=") + "-v1"
+
+
+def ownership_labels(agent: str, env: str, applyset: str) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": agent,
+        "app.kubernetes.io/instance": agent,
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        LABEL_AGENT: agent,
+        LABEL_ENVIRONMENT: env,
+        LABEL_PART_OF: applyset,
+    }
+
+
+def pod_spec_path(body: dict[str, Any]) -> tuple[str, ...] | None:
+    """Where the pod spec of a workload lives, or None for objects without pods."""
+    kind = body.get("kind")
+    if kind in WORKLOAD_KINDS:
+        return ("spec", "template", "spec")
+    if kind == "CronJob":
+        return ("spec", "jobTemplate", "spec", "template", "spec")
+    if kind == "Pod":
+        return ("spec",)
+    return None
+
+
+def dig(body: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        if not isinstance(body, dict):
+            return None
+        body = body.get(key)
+    return body

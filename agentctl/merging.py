@@ -1,0 +1,87 @@
+"""Stage 2, environment merge: `defaults` under each agent's spec, the agent, then the
+environment's per-agent overrides, as JSON Merge Patch (RFC 7386: maps merge, lists replace,
+`null` deletes). The merged spec is validated, and each error names the file (and line) that
+introduced the offending value: the override, the agent file or the defaults.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from agentctl.errors import InputError, Problem
+from agentctl.inputs import AgentDoc, EnvironmentDoc, Inputs
+from agentctl.model.agent import Agent, AgentMeta, AgentSpec
+from agentctl.model.environment import Environment
+from agentctl.sources import Source, problems_from
+
+
+@dataclass
+class ResolvedAgent:
+    """An agent as it runs in one environment: merged, validated, namespace filled in."""
+
+    agent: Agent
+    sources: list[Source]
+    """Where values came from, by precedence: the overrides, the agent file, the defaults."""
+
+    @property
+    def name(self) -> str:
+        return self.agent.metadata.name
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON Merge Patch; inputs are not modified."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = copy.deepcopy(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+def resolve(inputs: Inputs, env_name: str) -> list[ResolvedAgent]:
+    """Every agent of the project merged for environment `env_name`, sorted by name."""
+    env = inputs.environments[env_name]
+    problems: list[Problem] = []
+    resolved: list[ResolvedAgent] = []
+    for doc in inputs.agents:
+        agent = _resolve_one(doc, env, problems)
+        if agent is not None:
+            resolved.append(agent)
+    if problems:
+        raise InputError(sorted(set(problems)))
+    return resolved
+
+
+def _resolve_one(doc: AgentDoc, env: EnvironmentDoc,
+                 problems: list[Problem]) -> ResolvedAgent | None:
+    spec_env = env.environment.spec
+    overrides = spec_env.agents.get(doc.name, {})
+    merged = merge_patch(merge_patch(spec_env.defaults, doc.data["spec"]), overrides)
+    sources = [
+        Source(env.source.file, env.source.root, ("spec", "agents", doc.name)),
+        Source(doc.source.file, doc.source.root, ("spec",)),
+        Source(env.source.file, env.source.root, ("spec", "defaults")),
+    ]
+    try:
+        spec = AgentSpec.model_validate(merged)
+    except ValidationError as err:
+        problems.extend(problems_from(err, merged, sources, AgentSpec, prefix=("spec",)))
+        return None
+    metadata = dict(doc.data["metadata"])
+    metadata.setdefault("namespace", spec_env.namespace)
+    if metadata["namespace"] is None:
+        metadata["namespace"] = spec_env.namespace
+    agent = Agent(api_version=doc.data["apiVersion"], kind="Agent",
+                  metadata=AgentMeta.model_validate(metadata), spec=spec)
+    return ResolvedAgent(agent=agent, sources=sources)
+
+
+def environment_of(inputs: Inputs, env_name: str) -> Environment:
+    return inputs.environments[env_name].environment

@@ -1,0 +1,274 @@
+"""Stage 3, render: one sandboxed, StrictUndefined Jinja2 environment turns each merged agent,
+through its blueprint, into Kubernetes objects.
+
+Templates see exactly `agent`, `env` and `capabilities` (plus `warn`/`fail` to report), no clock,
+randomness, file or network access. Every `{{ … }}` is emitted as a JSON value (`finalize`), so
+agent data can never add keys, documents or objects. A template's output is bounded in size and
+its rendering in time. Errors name the blueprint file and line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import signal
+import threading
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Any, NoReturn
+
+import jinja2
+import yaml
+from jinja2.sandbox import SandboxedEnvironment
+
+from agentctl.blueprints import Blueprint
+from agentctl.errors import InputError, Problem
+from agentctl.manifests import Manifest
+from agentctl.model.agent import Agent
+from agentctl.model.environment import Environment
+from agentctl.sources import Source, attribute
+
+MAX_OUTPUT_CHARS = 1_000_000
+"""Characters one template may produce for one agent."""
+MAX_SECONDS = 5.0
+"""Wall-clock budget for rendering one agent's templates."""
+
+_YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Abort(Exception):
+    """Raised by `fail()` in a template."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+class _Timeout(Exception):
+    pass
+
+
+def _finalize(value: Any) -> str:
+    """Every `{{ … }}` becomes one JSON value; JSON is YAML, and a JSON string cannot open a
+    new key, document or object whatever it contains."""
+    if isinstance(value, jinja2.Undefined):  # pragma: no cover - StrictUndefined raises first
+        raise jinja2.UndefinedError("undefined value")
+    if isinstance(value, set | frozenset):
+        value = sorted(value)
+    return json.dumps(value, ensure_ascii=True, sort_keys=False)
+
+
+def _sha256(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True,
+                                                           separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _merge(base: Any, patch: Any) -> Any:
+    """JSON Merge Patch (RFC 7386) of two values, for layering overrides onto defaults."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(base) if isinstance(base, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = _merge(result.get(key), value)
+    return result
+
+
+def build_environment(folder: Path) -> SandboxedEnvironment:
+    """The Jinja2 environment of a blueprint folder, built only here: sandboxed, strict,
+    JSON-finalised, a fixed set of filters, includes only from the blueprint's own folder."""
+    env = SandboxedEnvironment(
+        loader=jinja2.FileSystemLoader(folder, followlinks=False),
+        undefined=jinja2.StrictUndefined,
+        finalize=_finalize,
+        autoescape=False,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        extensions=["jinja2.ext.do", "jinja2.ext.loopcontrols"],
+        auto_reload=False,
+        cache_size=400,
+    )
+    for name in ("random", "filesizeformat", "urlize", "xmlattr", "wordwrap"):
+        env.filters.pop(name, None)
+    for name in ("lipsum", "cycler", "joiner"):
+        env.globals.pop(name, None)
+    env.filters["sha256"] = _sha256
+    env.filters["merge"] = _merge
+    env.filters["tojson"] = _finalize
+    env.filters["to_json"] = _finalize
+    return env
+
+
+@dataclass
+class Rendered:
+    manifests: list[Manifest] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+
+class Renderer:
+    """Renders agents through blueprints; compiled templates are cached per blueprint."""
+
+    def __init__(self) -> None:
+        self._envs: dict[Path, SandboxedEnvironment] = {}
+
+    def _template(self, blueprint: Blueprint, name: str) -> jinja2.Template:
+        env = self._envs.get(blueprint.folder)
+        if env is None:
+            env = self._envs[blueprint.folder] = build_environment(blueprint.folder)
+        return env.get_template(name)
+
+    def render(self, agent: Agent, environment: Environment, blueprint: Blueprint,
+               sources: list[Source], out: Rendered) -> None:
+        """Render one agent; record problems and warnings instead of raising."""
+        agent_data = agent.model_dump(mode="json", by_alias=True)
+        env_data = environment.model_dump(mode="json", by_alias=True)
+        capabilities = frozenset(environment.spec.capabilities)
+        name = agent.metadata.name
+        agent_file = sources[1].file if len(sources) > 1 else sources[0].file
+
+        def at(path: str) -> tuple[str | int, ...]:
+            parts = [int(p) if p.isdigit() else p for p in path.split(".") if p]
+            return tuple(parts[1:] if parts[:1] == ["spec"] else parts)
+
+        def warn(path: str, message: str) -> str:
+            out.warnings.append(_attribute(sources, at(path), message, path))
+            return ""
+
+        def fail(path: str, message: str) -> NoReturn:
+            raise _Abort(path, message)
+
+        for section in _unhandled(agent, blueprint):
+            out.problems.append(_attribute(sources, (section,), f"blueprint {blueprint.name!r} "
+                                f"does not handle spec.{section}", f"spec.{section}"))
+        context = {"agent": agent_data, "env": env_data, "capabilities": capabilities,
+                   "warn": warn, "fail": fail}
+        current = ""
+        try:
+            with _deadline(MAX_SECONDS):
+                for current in blueprint.templates:
+                    template = self._template(blueprint, current)
+                    text = _bounded(template.generate(context), MAX_OUTPUT_CHARS)
+                    for body in _parse(text):
+                        out.manifests.append(Manifest(body=body, agent=name,
+                                                      template=blueprint.display_file(current),
+                                                      source_file=agent_file))
+        except _Abort as err:
+            out.problems.append(_attribute(sources, at(err.field), err.message, err.field))
+        except _Timeout:
+            out.problems.append(Problem(file=blueprint.display_file(current), message=(
+                f"rendering agent {name!r} took longer than {MAX_SECONDS:g}s (a runaway loop?)")))
+        except _OutputTooLarge:
+            out.problems.append(Problem(file=blueprint.display_file(current), message=(
+                f"output for agent {name!r} exceeds {MAX_OUTPUT_CHARS} characters")))
+        except _BadOutput as err:
+            out.problems.append(Problem(file=blueprint.display_file(current),
+                                        message=f"agent {name!r}: {err}"))
+        except jinja2.TemplateSyntaxError as err:
+            out.problems.append(Problem(file=blueprint.display_file(current), line=err.lineno,
+                                        col=1, message=f"template syntax: {err.message}"))
+        except (jinja2.TemplateError, ArithmeticError, TypeError, ValueError, KeyError,
+                IndexError, AttributeError, RecursionError, MemoryError) as err:
+            line = _template_line(err.__traceback__, blueprint.folder)
+            kind = "sandbox" if isinstance(err, jinja2.exceptions.SecurityError) else "template"
+            out.problems.append(Problem(file=blueprint.display_file(current), line=line, col=1,
+                                        message=f"{kind} error rendering agent {name!r}: {err}"))
+
+
+def _unhandled(agent: Agent, blueprint: Blueprint) -> list[str]:
+    return sorted(s for s in agent.spec.model_fields_set
+                  if _alias(s) not in blueprint.handles and s not in blueprint.handles)
+
+
+def _alias(field_name: str) -> str:
+    from agentctl.model.agent import AgentSpec
+
+    info = AgentSpec.model_fields[field_name]
+    return info.alias or field_name
+
+
+def _attribute(sources: list[Source], loc: tuple[str | int, ...], message: str,
+               path: str) -> Problem:
+    return attribute(sources, loc, message, path if path.startswith("spec") or not path
+                     else f"spec.{path}")
+
+
+class _OutputTooLarge(Exception):
+    pass
+
+
+class _BadOutput(Exception):
+    pass
+
+
+def _bounded(chunks: Iterator[str], limit: int) -> str:
+    parts: list[str] = []
+    size = 0
+    for chunk in chunks:
+        size += len(chunk)
+        if size > limit:
+            raise _OutputTooLarge
+        parts.append(chunk)
+    return "".join(parts)
+
+
+def _parse(text: str) -> list[dict[str, Any]]:
+    try:
+        docs = list(yaml.load_all(text, Loader=_YAML_LOADER))
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at output line {mark.line + 1}" if mark is not None else ""
+        raise _BadOutput(f"rendered invalid YAML{where}: {getattr(err, 'problem', err)}") from err
+    bodies: list[dict[str, Any]] = []
+    for doc in docs:
+        if doc is None:
+            continue
+        if (not isinstance(doc, dict) or not isinstance(doc.get("kind"), str)
+                or not isinstance(doc.get("apiVersion"), str)
+                or not isinstance((doc.get("metadata") or {}).get("name"), str)):
+            raise _BadOutput("every rendered document must be an object with apiVersion, kind "
+                             "and metadata.name")
+        bodies.append(doc)
+    return bodies
+
+
+def _template_line(tb: TracebackType | None, folder: Path) -> int:
+    """The template line of the innermost template frame (Jinja maps frames to templates)."""
+    line = 0
+    prefix = str(folder)
+    for frame, lineno in traceback.walk_tb(tb):
+        if frame.f_code.co_filename.startswith(prefix):
+            line = lineno
+    return line
+
+
+@contextmanager
+def _deadline(seconds: float) -> Iterator[None]:
+    """Interrupt a runaway template with SIGALRM (main thread only), restoring any timer that
+    was already running (pytest-timeout uses one)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_alarm(signum: int, frame: FrameType | None) -> None:
+        raise _Timeout
+
+    previous: Callable[..., Any] | int | None = signal.signal(signal.SIGALRM, on_alarm)
+    old_delay, old_interval = signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        remaining, _ = signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        if old_delay:
+            used = seconds - remaining
+            signal.setitimer(signal.ITIMER_REAL, max(old_delay - used, 0.001), old_interval)

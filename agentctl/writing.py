@@ -1,0 +1,126 @@
+"""Stage 4, write: deterministic YAML for rendered objects, as one stream or as a tree.
+
+`--out DIR` writes `DIR/<env>/<namespace>/<kind>-<name>.yaml` (cluster-scoped objects under
+`_cluster/`) and `DIR/<env>/provenance.json`, and deletes files of the environments it wrote that
+it no longer produces. One pinned emitter (libyaml through PyYAML, fixed settings: sorted keys,
+2-space indent, no line wrapping, literal blocks for multi-line strings) makes the same objects
+the same bytes on any machine. `check` compares without writing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from agentctl.errors import Problem
+from agentctl.manifests import Manifest
+
+PROVENANCE = "provenance.json"
+_BaseDumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+class _Dumper(_BaseDumper):  # type: ignore[misc]
+    pass
+
+
+def _str(dumper: Any, value: str) -> Any:
+    style = "|" if "\n" in value and not _needs_quotes(value) else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+def _needs_quotes(value: str) -> bool:
+    # libyaml cannot emit these in a literal block; it would fall back silently per scalar.
+    return any(c in value for c in "\r\t\x85\u2028\u2029") or value != value.rstrip(" ")
+
+
+_Dumper.add_representer(str, _str)
+
+
+def dump(body: Any) -> str:
+    """One object as YAML, always the same bytes for the same data."""
+    text: str = yaml.dump(body, Dumper=_Dumper, sort_keys=True, default_flow_style=False,
+                          allow_unicode=True, width=1_000_000, indent=2,
+                          explicit_start=False, line_break="\n")
+    return text
+
+
+def stream(manifests: Iterable[Manifest]) -> str:
+    """A multi-document YAML stream, one `---` per object."""
+    return "".join("---\n" + dump(m.body) for m in manifests)
+
+
+@dataclass(frozen=True)
+class EnvOutput:
+    """What one environment's output folder must contain: file → content."""
+
+    env: str
+    files: dict[str, str]
+
+
+def env_output(env: str, applyset: str, manifests: list[Manifest]) -> EnvOutput:
+    files: dict[str, str] = {}
+    objects = []
+    for manifest in manifests:
+        files[manifest.file_name] = dump(manifest.body)
+        meta = manifest.body["metadata"]
+        objects.append({
+            "apiVersion": manifest.body["apiVersion"], "kind": manifest.body["kind"],
+            "namespace": meta.get("namespace", ""), "name": meta["name"],
+            "file": manifest.file_name,
+            "digest": meta["annotations"]["agent.inferensys.com/digest"],
+        })
+    objects.sort(key=lambda o: o["file"])
+    provenance = {"environment": env, "applyset": applyset, "objects": objects}
+    files[PROVENANCE] = json.dumps(provenance, indent=2, ensure_ascii=False) + "\n"
+    return EnvOutput(env=env, files=files)
+
+
+def _existing(folder: Path) -> set[str]:
+    if not folder.is_dir():
+        return set()
+    return {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()}
+
+
+def write(out_dir: Path, output: EnvOutput) -> list[str]:
+    """Write one environment's folder; return the files changed, created or deleted."""
+    folder = out_dir / output.env
+    changed: list[str] = []
+    for name, content in sorted(output.files.items()):
+        path = folder / name
+        data = content.encode()
+        if path.is_file() and path.read_bytes() == data:
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+        changed.append(f"{output.env}/{name}")
+    for name in sorted(_existing(folder) - set(output.files)):
+        (folder / name).unlink()
+        changed.append(f"{output.env}/{name}")
+    for sub in sorted((p for p in folder.rglob("*") if p.is_dir()), reverse=True):
+        if not any(sub.iterdir()):
+            sub.rmdir()
+    return changed
+
+
+def check(out_dir: Path, output: EnvOutput) -> list[Problem]:
+    """Stale, missing and orphan files of one environment's folder; writes nothing."""
+    folder = out_dir / output.env
+    problems: list[Problem] = []
+    for name, content in sorted(output.files.items()):
+        path = folder / name
+        shown = str(path)
+        if not path.is_file():
+            problems.append(Problem(file=shown, message="missing: render would create it"))
+        elif path.read_bytes() != content.encode():
+            problems.append(Problem(file=shown, message="stale: render would change it"))
+    for name in sorted(_existing(folder) - set(output.files)):
+        problems.append(Problem(file=str(folder / name),
+                                message="orphan: render would delete it"))
+    return problems

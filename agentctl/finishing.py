@@ -17,11 +17,11 @@ from agentctl.manifests import (
     CLUSTER_SCOPED,
     Manifest,
     ObjectRef,
-    sha256_json,
-    digest,
     dig,
+    digest,
     ownership_labels,
     pod_spec_path,
+    sha256_json,
 )
 from agentctl.model.agent import Agent
 from agentctl.model.environment import Environment
@@ -70,7 +70,7 @@ def _config_hashes(manifests: list[Manifest]) -> None:
         if not used:
             continue
         value = sha256_json({n: config_maps[(manifest.ref.namespace, n)] for n in used})
-        template_meta = dig(manifest.body, path[:-1] + ("metadata",)) if path else None
+        template_meta = dig(manifest.body, (*path[:-1], "metadata")) if path else None
         if path and len(path) > 1 and isinstance(template_meta, dict):
             template_meta.setdefault("annotations", {})[ANNOTATION_CONFIG_HASH] = value
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agentctl.errors import Problem
 from agentctl.model.environment import Environment, Project
 from agentctl.sources import Source
 
@@ -35,6 +36,8 @@ class Inputs:
     project: Project
     agents: list[AgentDoc] = field(default_factory=list)
     environments: dict[str, EnvironmentDoc] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+    """Everything that failed to load (left out of `agents` and `environments`)."""
 
     def path(self, name: str) -> Path:
         return self.root / name

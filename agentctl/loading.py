@@ -19,10 +19,10 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from agentctl.errors import InputError, Problem
+from agentctl.errors import Problem
+from agentctl.inputs import AgentDoc, EnvironmentDoc, Inputs
 from agentctl.model.agent import AGENT_API_VERSION, AgentMeta
 from agentctl.model.environment import PROJECT_API_VERSION, Environment, Project
-from agentctl.inputs import AgentDoc, EnvironmentDoc, Inputs
 from agentctl.sources import Source, problems_from
 
 MAX_NODES = 100_000
@@ -32,7 +32,8 @@ PROJECT_FILE = "agentctl.yaml"
 
 
 def load(root: Path) -> Inputs:
-    """Load and validate a project, raising one InputError with every problem found."""
+    """Load a project. Problems are collected in `Inputs.problems`, not raised, so that later
+    stages can report theirs in the same run; what failed to load is left out."""
     problems: list[Problem] = []
     project = _load_project(root, problems)
     inputs = Inputs(root=root, project=project)
@@ -44,8 +45,8 @@ def load(root: Path) -> Inputs:
                 continue
             if env.name in inputs.environments:
                 other = inputs.environments[env.name].source.file
-                problems.append(source.problem(("metadata", "name"),
-                                               f"environment {env.name!r} is also defined in {other}"))
+                problems.append(source.problem(
+                    ("metadata", "name"), f"environment {env.name!r} is also defined in {other}"))
             else:
                 inputs.environments[env.name] = env
     if not env_dir.is_dir():
@@ -72,8 +73,7 @@ def load(root: Path) -> Inputs:
                     ("spec", "agents", name),
                     f"overrides name agent {name!r}, which no agent file defines",
                     field=f"spec.agents.{name}"))
-    if problems:
-        raise InputError(sorted(set(problems)))
+    inputs.problems = sorted(set(problems))
     inputs.agents.sort(key=lambda a: a.name)
     return inputs
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agentctl import blueprints, finishing, loading, merging, writing
+from agentctl import blueprints, finishing, loading, merging, validating, writing
 from agentctl.errors import InputError, Problem, StaleOutputError
 from agentctl.inputs import Inputs
 from agentctl.manifests import Manifest, applyset_id, applyset_parent_name
@@ -26,6 +26,7 @@ class RenderResult:
     inputs: Inputs
     envs: list[EnvRender] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
+    resolved: dict[str, list[merging.ResolvedAgent]] = field(default_factory=dict)
 
     @property
     def manifests(self) -> list[Manifest]:
@@ -53,11 +54,14 @@ def render(root: Path, envs: tuple[str, ...] = (), all_envs: bool = False,
            agent: str | None = None) -> RenderResult:
     """Render the selected environments; raise one InputError with every problem."""
     inputs = loading.load(root)
-    selected = select_envs(inputs, envs, all_envs)
+    problems: list[Problem] = list(inputs.problems)
+    try:
+        selected = select_envs(inputs, envs, all_envs)
+    except InputError as err:
+        raise InputError(problems + err.problems) from None
     if agent is not None and agent not in {a.name for a in inputs.agents}:
-        raise InputError(f"no agent named {agent!r}")
+        raise InputError([*problems, Problem(message=f"no agent named {agent!r}")])
     result = RenderResult(inputs=inputs)
-    problems: list[Problem] = []
     renderer = Renderer()
     local_blueprints = root / inputs.project.spec.blueprints
     for env_name in selected:
@@ -67,6 +71,7 @@ def render(root: Path, envs: tuple[str, ...] = (), all_envs: bool = False,
         except InputError as err:
             problems += err.problems
             continue
+        result.resolved[env_name] = resolved
         parent = applyset_parent_name(inputs.project.metadata.name, env_name)
         applyset = applyset_id(parent, environment.spec.namespace)
         manifests: list[Manifest] = []
@@ -93,6 +98,35 @@ def render(root: Path, envs: tuple[str, ...] = (), all_envs: bool = False,
         raise InputError(sorted(set(problems), key=_problem_order))
     result.warnings = sorted(set(result.warnings), key=_problem_order)
     return result
+
+
+@dataclass
+class ValidateResult:
+    render: RenderResult
+    passed: int
+    skipped: list[str]
+    warnings: list[Problem]
+
+
+def validate(root: Path, envs: tuple[str, ...] = (), all_envs: bool = False,
+             strict: bool = False) -> ValidateResult:
+    """Everything render checks, plus every object against the Kubernetes schemas offline.
+    Without --env, every environment is validated. With `strict`, warnings are errors."""
+    result = render(root, envs, all_envs or not envs)
+    problems: list[Problem] = []
+    checked = validating.validate_objects(result.manifests)
+    problems += checked.problems
+    warnings = list(result.warnings)
+    for resolved in result.resolved.values():
+        for item in resolved:
+            warnings += validating.credential_warnings(item.agent, item.sources)
+    warnings = sorted(set(warnings), key=_problem_order)
+    if strict:
+        problems += warnings
+    if problems:
+        raise InputError(sorted(set(problems), key=_problem_order))
+    skipped = sorted({f"{m.body['apiVersion']}/{m.body['kind']}" for m in checked.skipped})
+    return ValidateResult(result, len(checked.passed), skipped, warnings)
 
 
 def _problem_order(problem: Problem) -> tuple[str, str, int, int, str, str]:

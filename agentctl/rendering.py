@@ -26,7 +26,7 @@ import yaml
 from jinja2.sandbox import SandboxedEnvironment
 
 from agentctl.blueprints import Blueprint
-from agentctl.errors import InputError, Problem
+from agentctl.errors import Problem
 from agentctl.manifests import Manifest
 from agentctl.model.agent import Agent
 from agentctl.model.environment import Environment

@@ -23,9 +23,10 @@ from agentctl.errors import ExitCode
 
 RENDER_HELP = """Render agents into Kubernetes manifests.
 
-Without --out, prints one YAML stream. With --out DIR, writes DIR/<env>/<namespace>/<kind>-<name>.yaml
-and DIR/<env>/provenance.json, deleting files it no longer produces. --check compares instead of
-writing and exits 1 listing stale, missing and orphan files.
+Without --out, prints one YAML stream. With --out DIR, writes
+DIR/<env>/<namespace>/<kind>-<name>.yaml and DIR/<env>/provenance.json, deleting files it
+no longer produces. --check compares instead of writing and exits 1 listing stale, missing
+and orphan files.
 
 Examples:
 
@@ -77,5 +78,82 @@ def render(
     return ExitCode.OK
 
 
+VALIDATE_HELP = """Load, merge, render and check every rendered object against the Kubernetes 1.37
+schemas, offline. Without --env, every environment is validated. Kinds served by CRDs without a
+schema here are reported as skipped. --strict turns warnings (capability fallbacks,
+credential-looking literal env values) into errors.
+
+Examples:
+
+  agentctl validate
+
+  agentctl validate --env prod --strict
+"""
+
+
+def validate(
+    ctx: typer.Context,
+    strict: Annotated[bool, typer.Option("--strict", help="Treat warnings as errors.")] = False,
+    project: ProjectOpt = None,
+    env: EnvOpt = None,
+    all_envs: AllEnvsOpt = False,
+    output: OutputOpt = None,
+    no_color: NoColorOpt = False,
+    verbose: VerboseOpt = False,
+) -> ExitCode:
+    from agentctl import pipeline
+
+    g = globals_of(ctx, project=project, env=env, all_envs=all_envs, output=output,
+                   no_color=no_color, verbose=verbose)
+    console = console_for(ctx)
+    result = pipeline.validate(g.project_dir, g.env, g.all_envs, strict)
+    for warning in result.warnings:
+        console.warning(warning)
+    envs = [e.env for e in result.render.envs]
+    text = (f"valid: {len(result.render.manifests)} objects in {', '.join(envs)} "
+            f"({result.passed} checked against Kubernetes schemas"
+            + (f", skipped without a schema: {', '.join(result.skipped)}" if result.skipped
+               else "") + f", {len(result.warnings)} warnings)")
+    console.data({"valid": True, "environments": envs,
+                  "objects": len(result.render.manifests), "checked": result.passed,
+                  "skippedKinds": result.skipped,
+                  "warnings": [str(w) for w in result.warnings]}, text)
+    return ExitCode.OK
+
+
+SCHEMA_HELP = """Print the Agent CustomResourceDefinition (--crd) or the JSON Schema of Agent
+files (--json-schema), generated from the same model that validates them.
+
+Examples:
+
+  agentctl schema --crd | kubectl apply -f -
+
+  agentctl schema --json-schema > agent.schema.json
+"""
+
+
+def schema(
+    ctx: typer.Context,
+    crd: Annotated[bool, typer.Option("--crd", help="The Agent CRD (YAML).")] = False,
+    json_schema: Annotated[bool, typer.Option("--json-schema",
+                                              help="The JSON Schema (JSON).")] = False,
+) -> ExitCode:
+    import json
+
+    from agentctl import schemas, writing
+    from agentctl.errors import InputError
+
+    if crd == json_schema:
+        raise InputError("choose exactly one of --crd and --json-schema")
+    console = console_for(ctx)
+    if crd:
+        console.out(writing.dump(schemas.crd()))
+    else:
+        console.out(json.dumps(schemas.json_schema(), indent=2) + "\n")
+    return ExitCode.OK
+
+
 def register(app: typer.Typer) -> None:
     app.command("render", help=RENDER_HELP)(handled(render))
+    app.command("validate", help=VALIDATE_HELP)(handled(validate))
+    app.command("schema", help=SCHEMA_HELP)(handled(schema))

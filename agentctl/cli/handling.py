@@ -18,7 +18,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def console_for(ctx: click.Context | None = None) -> Console:
+def console_for(ctx: typer.Context | click.Context | None = None) -> Console:
     ctx = ctx or click.get_current_context(silent=True)
     g = ctx.find_root().obj if ctx is not None else None
     g = g if isinstance(g, Globals) else Globals()

@@ -42,7 +42,7 @@ Url = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9+.-]*://[^\s]+$", 
 
 
 class AgentMeta(ObjectMeta):
-    name: AgentName  # type: ignore[assignment]
+    name: AgentName
 
 
 class Workload(StrictModel):

@@ -26,9 +26,13 @@ class ClusterRef(StrictModel):
     """The kube-system namespace UID; diff and reconcile refuse any other cluster."""
 
 
+def _restricted_only() -> list[PodSecurityLevel]:
+    return ["restricted"]
+
+
 class Policy(StrictModel):
     pod_security: Annotated[list[PodSecurityLevel], Field(min_length=1)] = Field(
-        default_factory=lambda: ["restricted"])
+        default_factory=_restricted_only)
     """Pod Security Standard levels agents may use here."""
     namespaces: list[DNS1123Label] | None = None
     """Namespaces rendered objects may target (default: the environment's namespace)."""

@@ -12,5 +12,5 @@ class Images(StrictModel):
     database_waiter: Image = "docker.io/library/busybox:1.37.0"
     """Waits until a database accepts TCP connections."""
     log_shipper: Image = "cr.fluentbit.io/fluent/fluent-bit:4.0.3"
-    otel_collector: Image = "ghcr.io/open-telemetry/opentelemetry-collector-releases/opentelemetry-collector-contrib:0.128.0"
+    otel_collector: Image = "ghcr.io/open-telemetry/opentelemetry-collector-releases/opentelemetry-collector-contrib:0.128.0"  # noqa: E501
     cache_warmer: Image = "ghcr.io/inferensys/cache-warmer:0.2.1"

@@ -1,0 +1,272 @@
+"""`agentctl init`: the files of a new, working GitOps repository.
+
+Input: a target directory (its name, made a DNS-1123 label, becomes the project name) and
+whether existing files may be overwritten. Output: the files written, in a fixed order.
+
+Invariants: the scaffold loads, renders every environment and validates with `--strict` without
+edits (tests prove it); existing files are never overwritten without `force` — the whole scaffold
+is refused, listing every file in the way, before anything is written. Pure file I/O: no
+terminal, no cluster.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from agentctl import __version__
+from agentctl.errors import InputError, Problem
+
+ENVIRONMENTS = ("dev", "staging", "prod")
+MAX_PROJECT_NAME = 63 - len("-staging")
+"""The project name plus `-<env>` must still be a DNS-1123 label (the namespaces)."""
+FALLBACK_NAME = "agents"
+INSTALL_REQUIREMENT = f"agentctl=={__version__}"
+"""What the scaffolded CI installs: the agentctl that wrote the scaffold, pinned, because the
+rendered bytes `render --check` compares belong to one version of the blueprints."""
+
+_PROJECT = "@PROJECT@"
+_INSTALL = "@INSTALL@"
+
+_AGENTCTL_YAML = """\
+# The agentctl project: where agents, blueprints, environments and rendered output live.
+# metadata.name is part of every environment's ApplySet identity: keep it unique per repository.
+apiVersion: agentctl.inferensys.com/v1alpha1
+kind: Project
+metadata:
+  name: @PROJECT@
+spec:
+  agents: agents
+  blueprints: blueprints
+  environments: environments
+  output: rendered
+"""
+
+_EXAMPLE_AGENT = """\
+# An Agent: one chat agent rendered by the built-in `agent` blueprint into a Deployment, a
+# Service, a ServiceAccount and a ConfigMap. Environments (environments/*.yaml) add defaults and
+# per-agent overrides. Reference: https://inferensys.github.io/agentctl/reference/agent/
+apiVersion: agent.inferensys.com/v1alpha1
+kind: Agent
+metadata:
+  name: assistant
+  labels:
+    team: platform
+spec:
+  description: A chat assistant answering questions in plain language
+  runtime:
+    image: ghcr.io/inferensys/chat-agent:1.2.0   # your agent's image
+    port: 8080
+    env:
+      - {name: MAX_TURNS, value: "20"}
+  model:
+    id: gpt-4o-mini
+    provider: openai
+    # An existing Secret holding the API key; agentctl renders only the reference.
+    apiKeySecretRef: {name: llm-credentials, key: openai-api-key}
+    params: {temperature: 0.2}
+  instructions:
+    systemMessage: |
+      You are a concise, friendly assistant.
+      Answer in plain language and say so when you do not know.
+  # tools:
+  #   - name: docs-search
+  #     type: mcpServer
+  #     url: http://mcp-docs.tools.svc:8080/mcp
+  #     toolNames: [search, fetch]
+  #     requireApproval: [fetch]
+  resources:
+    requests: {cpu: 100m, memory: 384Mi}
+    limits: {cpu: "1", memory: 1Gi}
+  lifecycle:
+    preStop: {drainSeconds: 15}
+    terminationGracePeriodSeconds: 45
+"""
+
+_DEV = """\
+# dev: a development cluster. Everything here is merged under every agent's spec.
+apiVersion: agentctl.inferensys.com/v1alpha1
+kind: Environment
+metadata:
+  name: dev
+spec:
+  cluster: {}                  # context: my-dev-cluster (kubeconfig context; --context overrides)
+  namespace: @PROJECT@-dev
+  capabilities: []             # APIs this cluster serves, e.g. monitoring.coreos.com/v1/ServiceMonitor
+  defaults:
+    observability:
+      logging: {level: debug}
+      metrics: {monitor: annotations}   # prometheus.io/* pod annotations; no operator needed
+    resources:
+      requests: {cpu: 50m, memory: 256Mi}
+  policy:
+    podSecurity: [restricted, baseline]
+  prune: true
+"""
+
+_STAGING = """\
+# staging: production-like. Declare the APIs the cluster serves under capabilities.
+apiVersion: agentctl.inferensys.com/v1alpha1
+kind: Environment
+metadata:
+  name: staging
+spec:
+  cluster: {}                  # context: my-staging-cluster
+  namespace: @PROJECT@-staging
+  capabilities: []
+  defaults:
+    observability:
+      metrics: {monitor: annotations}
+  policy:
+    podSecurity: [restricted]
+  prune: true
+"""
+
+_PROD = """\
+# prod: restricted pods only, objects only in the prod namespace, and nothing is deleted
+# automatically (run reconcile with --prune to delete objects that are no longer rendered).
+apiVersion: agentctl.inferensys.com/v1alpha1
+kind: Environment
+metadata:
+  name: prod
+spec:
+  cluster: {}                  # context: my-prod-cluster; uid: <kube-system namespace UID>
+  namespace: @PROJECT@-prod
+  capabilities: []
+  defaults:
+    observability:
+      metrics: {monitor: annotations}
+      logging: {level: info}
+  agents:
+    assistant:                 # per-agent overrides, merged last
+      resources:
+        requests: {cpu: 250m, memory: 512Mi}
+        limits: {cpu: "2", memory: 2Gi}
+  policy:
+    podSecurity: [restricted]
+    namespaces: [@PROJECT@-prod]
+  prune: false
+"""
+
+_WORKFLOW = """\
+# Checks on every push and pull request that the agents are valid and that the committed
+# rendered/ tree is exactly what they render to (run `agentctl render --all-envs --out rendered`
+# and commit the result after changing agents or environments).
+name: agentctl
+
+on:
+  push:
+    branches: [main]
+  pull_request:
+
+permissions:
+  contents: read
+
+jobs:
+  render:
+    runs-on: ubuntu-latest
+    env:
+      AGENTCTL_REQUIREMENT: "@INSTALL@"
+    steps:
+      - uses: actions/checkout@v6
+      - uses: actions/setup-python@v6
+        with:
+          python-version: "3.11"
+      - name: Install agentctl
+        run: python -m pip install "$AGENTCTL_REQUIREMENT"
+      - name: Validate
+        run: agentctl validate --strict
+      - name: Rendered manifests are up to date
+        run: agentctl render --all-envs --check
+"""
+
+_GITIGNORE = """\
+.venv/
+__pycache__/
+*.py[cod]
+*.tmp
+.DS_Store
+"""
+
+_README = """\
+# @PROJECT@
+
+AI agents on Kubernetes, managed with [agentctl](https://inferensys.github.io/agentctl/):
+agent specs in `agents/`, one file per environment in `environments/`, and the plain Kubernetes
+manifests they render to in `rendered/`, committed and reviewed like code.
+
+```sh
+agentctl render --env dev                    # print dev's manifests
+agentctl validate --strict                   # check everything, offline
+agentctl render --all-envs --out rendered    # write rendered/<env>/…; commit it
+```
+
+CI (`.github/workflows/agentctl.yaml`) fails when `rendered/` is not what the agents render to.
+
+| Path | What |
+|---|---|
+| `agentctl.yaml` | the project: its name and folders |
+| `agents/` | Agent specs, one or more per file |
+| `environments/` | dev, staging, prod: namespace, capabilities, defaults, overrides, policy |
+| `blueprints/` | optional local blueprints (override the built-in ones of the same name) |
+| `rendered/` | output of `agentctl render --all-envs --out rendered` |
+"""
+
+
+def _files() -> dict[str, str]:
+    files = {
+        "agentctl.yaml": _AGENTCTL_YAML,
+        "agents/example.yaml": _EXAMPLE_AGENT,
+        "environments/dev.yaml": _DEV,
+        "environments/staging.yaml": _STAGING,
+        "environments/prod.yaml": _PROD,
+        ".github/workflows/agentctl.yaml": _WORKFLOW,
+        ".gitignore": _GITIGNORE,
+        "README.md": _README,
+    }
+    assert set(ENVIRONMENTS) == {p.split("/")[1][:-5] for p in files if
+                                 p.startswith("environments/")}
+    return files
+
+
+def project_name(directory: Path) -> str:
+    """The project name for `directory`: its name in lower case, every run of other characters
+    than letters and digits turned into one '-', at most MAX_PROJECT_NAME characters, trimmed of
+    '-' at both ends; FALLBACK_NAME if nothing is left."""
+    name = re.sub(r"[^a-z0-9]+", "-", directory.resolve().name.lower())
+    name = name.strip("-")[:MAX_PROJECT_NAME].strip("-")
+    return name or FALLBACK_NAME
+
+
+def contents(project: str) -> dict[str, str]:
+    """Relative path → text of every scaffolded file, for the project named `project`."""
+    return {path: text.replace(_PROJECT, project).replace(_INSTALL, INSTALL_REQUIREMENT)
+            for path, text in _files().items()}
+
+
+def scaffold(directory: Path, force: bool = False) -> list[Path]:
+    """Write the scaffold into `directory` (created if missing); return the files written.
+
+    Raises InputError (exit 2) naming every scaffold path that already exists, before writing
+    anything, unless `force`.
+    """
+    if directory.exists() and not directory.is_dir():
+        raise InputError([Problem(file=str(directory), message="exists and is not a directory")])
+    files = contents(project_name(directory))
+    if not force:
+        existing = [rel for rel in files if (directory / rel).exists()
+                    or (directory / rel).is_symlink()]
+        if existing:
+            raise InputError([Problem(file=str(directory / rel),
+                                      message="already exists; use --force to overwrite")
+                              for rel in existing])
+    written: list[Path] = []
+    for rel, text in files.items():
+        path = directory / rel
+        if path.is_dir():
+            raise InputError([Problem(file=str(path), message="is a directory; cannot write "
+                                      "a file there")])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+    return written

@@ -47,9 +47,15 @@ def finish(agent: Agent, environment: Environment, applyset: str, manifests: lis
     _config_hashes(manifests)
     problems += _check_policy(agent, environment, manifests, sources)
     for manifest in manifests:
-        annotations = manifest.body["metadata"].setdefault("annotations", {})
+        meta = manifest.body["metadata"]
+        annotations = meta.get("annotations") or {}
         annotations.pop(ANNOTATION_DIGEST, None)
-        annotations[ANNOTATION_DIGEST] = digest(manifest.body)
+        if annotations:
+            meta["annotations"] = annotations
+        else:
+            meta.pop("annotations", None)
+        value = digest(manifest.body)
+        meta["annotations"] = {**annotations, ANNOTATION_DIGEST: value}
     return problems
 
 

@@ -1,0 +1,104 @@
+"""Byte-stable output: the example fleet's committed `rendered/` tree is the golden; rendering
+twice, or from renamed, regrouped and reordered input files, yields the same bytes. Goldens are
+rewritten only with `pytest --update-goldens` (then review the diff)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import yaml
+from typer.testing import CliRunner
+
+from agentctl.cli import app
+from tests.conftest import REPO, tree
+
+
+def _render(runner: CliRunner, project: Path, out: Path) -> None:
+    result = runner.invoke(app, ["-C", str(project), "render", "--all-envs", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+
+
+def test_example_fleet_matches_committed_goldens(runner: CliRunner, tmp_path: Path,
+                                                 update_goldens: bool) -> None:
+    if update_goldens:
+        _render(runner, REPO, REPO / "rendered")
+    _render(runner, REPO, tmp_path / "out")
+    assert tree(tmp_path / "out") == tree(REPO / "rendered")
+
+
+def test_rendering_twice_is_byte_identical(runner: CliRunner, example: Path,
+                                           tmp_path: Path) -> None:
+    _render(runner, example, tmp_path / "a")
+    _render(runner, example, tmp_path / "b")
+    _render(runner, example, tmp_path / "a")  # rewriting an existing tree changes nothing
+    assert tree(tmp_path / "a") == tree(tmp_path / "b")
+
+
+def _agent_documents(project: Path) -> list[str]:
+    docs: list[str] = []
+    for path in sorted((project / "agents").glob("*.yaml")):
+        docs += [d for d in path.read_text().split("\n---\n") if d.strip()]
+    return docs
+
+
+def test_input_file_names_grouping_and_order_do_not_matter(runner: CliRunner, example: Path,
+                                                           tmp_path: Path) -> None:
+    # A second agent so that grouping and order have something to change.
+    source = (example / "agents" / "chat-assistant.yaml").read_text()
+    (example / "agents" / "zeta.yaml").write_text(
+        source.replace("name: chat-assistant", "name: alpha-bot"))
+    _render(runner, example, tmp_path / "before")
+
+    regrouped = tmp_path / "regrouped"
+    shutil.copytree(example, regrouped)
+    shutil.rmtree(regrouped / "agents")
+    (regrouped / "agents").mkdir()
+    docs = _agent_documents(example)
+    assert len(docs) == 2
+    (regrouped / "agents" / "all-in-one.yml").write_text(
+        "---\n" + "\n---\n".join(reversed(docs)) + "\n")
+    _render(runner, regrouped, tmp_path / "after")
+    assert tree(tmp_path / "after") == tree(tmp_path / "before")
+    assert yaml.safe_load((tmp_path / "after" / "dev" / "provenance.json").read_text())[
+        "environment"] == "dev"
+
+
+def test_out_deletes_orphans_only_in_environments_it_wrote(runner: CliRunner, example: Path,
+                                                           tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    _render(runner, example, out)
+    (out / "dev" / "agents-dev" / "deployment-gone.yaml").write_text("stale: true\n")
+    (out / "elsewhere.txt").write_text("not ours\n")
+    result = runner.invoke(app, ["-C", str(example), "render", "-e", "dev", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert not (out / "dev" / "agents-dev" / "deployment-gone.yaml").exists()
+    assert (out / "elsewhere.txt").exists()
+
+
+def test_check_reports_stale_missing_and_orphan_files(runner: CliRunner, example: Path,
+                                                      tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    _render(runner, example, out)
+    fresh = runner.invoke(app, ["-C", str(example), "render", "--all-envs", "--check",
+                                "--out", str(out)])
+    assert fresh.exit_code == 0, fresh.output
+
+    folder = out / "staging" / "agents-staging"
+    (folder / "service-chat-assistant.yaml").unlink()
+    (folder / "orphan-thing.yaml").write_text("kind: Nothing\n")
+    deployment = folder / "deployment-chat-assistant.yaml"
+    deployment.write_text(deployment.read_text().replace("replicas: 1", "replicas: 2"))
+    before = tree(out)
+    result = runner.invoke(app, ["-C", str(example), "render", "--all-envs", "--check",
+                                 "--out", str(out)])
+    assert result.exit_code == 1, result.output
+    assert "service-chat-assistant.yaml: missing" in result.output
+    assert "orphan-thing.yaml: orphan" in result.output
+    assert "deployment-chat-assistant.yaml: stale" in result.output
+    assert tree(out) == before  # --check changes nothing
+
+
+def test_check_defaults_to_the_projects_output(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["-C", str(REPO), "render", "--all-envs", "--check"])
+    assert result.exit_code == 0, result.output

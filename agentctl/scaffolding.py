@@ -12,6 +12,7 @@ terminal, no cluster.
 from __future__ import annotations
 
 import re
+import unicodedata
 from pathlib import Path
 
 from agentctl import __version__
@@ -45,7 +46,7 @@ spec:
 _EXAMPLE_AGENT = """\
 # An Agent: one chat agent rendered by the built-in `agent` blueprint into a Deployment, a
 # Service, a ServiceAccount and a ConfigMap. Environments (environments/*.yaml) add defaults and
-# per-agent overrides. Reference: https://inferensys.github.io/agentctl/reference/agent/
+# per-agent overrides.
 apiVersion: agent.inferensys.com/v1alpha1
 kind: Agent
 metadata:
@@ -92,13 +93,12 @@ metadata:
 spec:
   cluster: {}                  # context: my-dev-cluster (kubeconfig context; --context overrides)
   namespace: @PROJECT@-dev
-  capabilities: []             # APIs this cluster serves, e.g. monitoring.coreos.com/v1/ServiceMonitor
+  # APIs this cluster serves, e.g. monitoring.coreos.com/v1/ServiceMonitor
+  capabilities: []
   defaults:
     observability:
       logging: {level: debug}
       metrics: {monitor: annotations}   # prometheus.io/* pod annotations; no operator needed
-    resources:
-      requests: {cpu: 50m, memory: 256Mi}
   policy:
     podSecurity: [restricted, baseline]
   prune: true
@@ -191,7 +191,7 @@ __pycache__/
 _README = """\
 # @PROJECT@
 
-AI agents on Kubernetes, managed with [agentctl](https://inferensys.github.io/agentctl/):
+AI agents on Kubernetes, managed with agentctl:
 agent specs in `agents/`, one file per environment in `environments/`, and the plain Kubernetes
 manifests they render to in `rendered/`, committed and reviewed like code.
 
@@ -214,7 +214,7 @@ CI (`.github/workflows/agentctl.yaml`) fails when `rendered/` is not what the ag
 
 
 def _files() -> dict[str, str]:
-    files = {
+    return {
         "agentctl.yaml": _AGENTCTL_YAML,
         "agents/example.yaml": _EXAMPLE_AGENT,
         "environments/dev.yaml": _DEV,
@@ -224,16 +224,15 @@ def _files() -> dict[str, str]:
         ".gitignore": _GITIGNORE,
         "README.md": _README,
     }
-    assert set(ENVIRONMENTS) == {p.split("/")[1][:-5] for p in files if
-                                 p.startswith("environments/")}
-    return files
 
 
 def project_name(directory: Path) -> str:
-    """The project name for `directory`: its name in lower case, every run of other characters
-    than letters and digits turned into one '-', at most MAX_PROJECT_NAME characters, trimmed of
-    '-' at both ends; FALLBACK_NAME if nothing is left."""
-    name = re.sub(r"[^a-z0-9]+", "-", directory.resolve().name.lower())
+    """The project name for `directory`: its name in lower case without accents, every run of
+    other characters than ASCII letters and digits turned into one '-', at most MAX_PROJECT_NAME
+    characters, trimmed of '-' at both ends; FALLBACK_NAME if nothing is left."""
+    ascii_name = unicodedata.normalize("NFKD", directory.resolve().name).encode(
+        "ascii", "ignore").decode()
+    name = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower())
     name = name.strip("-")[:MAX_PROJECT_NAME].strip("-")
     return name or FALLBACK_NAME
 
@@ -253,20 +252,27 @@ def scaffold(directory: Path, force: bool = False) -> list[Path]:
     if directory.exists() and not directory.is_dir():
         raise InputError([Problem(file=str(directory), message="exists and is not a directory")])
     files = contents(project_name(directory))
-    if not force:
-        existing = [rel for rel in files if (directory / rel).exists()
-                    or (directory / rel).is_symlink()]
-        if existing:
-            raise InputError([Problem(file=str(directory / rel),
-                                      message="already exists; use --force to overwrite")
-                              for rel in existing])
+    problems: list[Problem] = []
+    for rel in files:
+        path = directory / rel
+        if path.is_dir() and not path.is_symlink():
+            problems.append(Problem(file=str(path), message="is a directory; cannot write a "
+                                    "file there"))
+        elif not force and (path.exists() or path.is_symlink()):
+            problems.append(Problem(file=str(path),
+                                    message="already exists; use --force to overwrite"))
+    if problems:
+        raise InputError(problems)
     written: list[Path] = []
     for rel, text in files.items():
         path = directory / rel
-        if path.is_dir():
-            raise InputError([Problem(file=str(path), message="is a directory; cannot write "
-                                      "a file there")])
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if path.is_symlink():
+                path.unlink()  # replace the link itself; never write through it
+            path.write_text(text, encoding="utf-8")
+        except OSError as err:
+            raise InputError([Problem(file=str(path), message=f"cannot write: "
+                                      f"{err.strerror or err}")]) from err
         written.append(path)
     return written

@@ -38,9 +38,16 @@ def _structural(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
             out = _structural({**real[0], **{k: v for k, v in schema.items()
                                              if k in ("description",)}}, defs)
         else:
-            types = {_structural(o, defs).get("type") for o in real}
-            out = ({"x-kubernetes-int-or-string": True} if types == {"integer", "string"}
-                   else {"x-kubernetes-preserve-unknown-fields": True})
+            branches = [_structural(o, defs) for o in real]
+            if {b.get("type") for b in branches} == {"integer", "string"}:
+                # As controller-gen renders resource.Quantity: the string branch keeps its pattern.
+                out = {"anyOf": [{"type": "integer"}, {"type": "string"}],
+                       "x-kubernetes-int-or-string": True}
+                pattern = next((b["pattern"] for b in branches if "pattern" in b), None)
+                if pattern:
+                    out["pattern"] = pattern
+            else:
+                out = {"x-kubernetes-preserve-unknown-fields": True}
             if "description" in schema:
                 out["description"] = schema["description"]
         if nullable:

@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.constructor import ConstructorError, RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from agentctl.errors import Problem
@@ -92,8 +93,19 @@ def _yaml_files(folder: Path) -> list[Path]:
                   if p.suffix in (".yaml", ".yml") and not p.name.startswith(".") and p.is_file())
 
 
+class _Constructor(RoundTripConstructor):
+    """ruamel builds an anchor used inside itself as null, silently; refuse it instead."""
+
+    def construct_object(self, node: Any, deep: bool = False) -> Any:
+        if node not in self.constructed_objects and node in self.recursive_objects:
+            raise ConstructorError(None, None, "recursive alias (an anchor used inside itself)",
+                                   node.start_mark)
+        return super().construct_object(node, deep)
+
+
 def _yaml() -> YAML:
     yaml = YAML(typ="rt", pure=True)
+    yaml.Constructor = _Constructor
     yaml.allow_duplicate_keys = False
     return yaml
 

@@ -56,8 +56,8 @@ class _Timeout(Exception):
 def _finalize(value: Any) -> str:
     """Every `{{ … }}` becomes one JSON value; JSON is YAML, and a JSON string cannot open a
     new key, document or object whatever it contains."""
-    if isinstance(value, jinja2.Undefined):  # pragma: no cover - StrictUndefined raises first
-        raise jinja2.UndefinedError("undefined value")
+    if isinstance(value, jinja2.Undefined):  # a bare `{{ missing }}` reaches here unrendered
+        value._fail_with_undefined_error()  # raises, naming the missing variable or attribute
     if isinstance(value, set | frozenset):
         value = sorted(value)
     return json.dumps(value, ensure_ascii=True, sort_keys=False)

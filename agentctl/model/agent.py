@@ -443,6 +443,7 @@ class AgentSpec(StrictModel):
                        "replicas or an autoscaler, not both")
         if self.scaling is None and self.replicas is None:
             self.replicas = 1
+            self.model_fields_set.discard("replicas")  # a default, not a section the user set
         _check_pod_rules(self)
         return self
 

@@ -40,8 +40,9 @@ class Kube:
         _, url, hdrs, _, _ = self.api.param_serialize(
             method=method, resource_path=path, query_params=query or [],
             header_params=headers, auth_settings=["BearerToken"])
-        payload = None if body is None else json.dumps(body)
-        resp = self.api.call_api(method, url, header_params=hdrs, body=payload,
+        # The client serialises dict bodies to JSON itself, for `application/json` and for
+        # `+yaml` types alike (JSON is YAML).
+        resp = self.api.call_api(method, url, header_params=hdrs, body=body,
                                  _request_timeout=30)
         resp.read()
         data = json.loads(resp.data) if resp.data else None

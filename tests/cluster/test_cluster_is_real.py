@@ -107,12 +107,16 @@ def test_crd_becomes_established_and_its_schema_rejects_invalid_objects(
         # Discovery can lag Established by a moment: wait until the resource is served.
         wait_for(lambda: kube.get(base).status == 200, "the Widget resource to be served")
         assert kube.apply(f"{base}/good", widget("good", 3)).status == 201
-        bad = kube.apply(f"{base}/bad", widget("bad", "big"))
+        # A type error, by create (server-side apply reports type mismatches as a 500 while
+        # building its typed patch, before validation runs).
+        bad = kube.create(base, widget("bad", "big"))
         assert bad.status == 422, bad.body
         assert "spec.size" in bad.message
         too_small = kube.apply(f"{base}/small", widget("small", 0))
         assert too_small.status == 422, too_small.body
+        assert "spec.size" in too_small.message
         assert kube.get(f"{base}/bad").status == 404
+        assert kube.get(f"{base}/small").status == 404
     finally:
         kube.delete(crd_path)
 

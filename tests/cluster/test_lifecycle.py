@@ -13,7 +13,8 @@ from tests.cluster.conftest import Cluster
 
 pytestmark = pytest.mark.cluster
 
-COMPONENTS = {"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"}
+COMPONENTS = {"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler",
+              "kwok-controller"}
 
 
 def _under(root: Path) -> list[psutil.Process]:

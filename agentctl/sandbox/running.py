@@ -148,7 +148,7 @@ def start(root: Path, name: str = DEFAULT_NAME, *,
         log(f"starting sandbox cluster {name!r} in {root} …")
         proc = _run([str(bins["kwokctl"]), f"--config={config}", "create", "cluster",
                      f"--name={name}", "--runtime=binary", f"--kubeconfig={sandbox.kubeconfig}",
-                     f"--wait={int(timeout)}s"], root, log_file, timeout + 30)
+                     f"--wait={int(timeout)}s"], root, log_file, timeout + 5)
         if proc.returncode != 0:
             raise _start_failed(sandbox, f"kwokctl create cluster exited {proc.returncode}")
         objects = [*extra_objects, *(n.manifest() for n in nodes)]

@@ -76,8 +76,9 @@ DEFAULT_NODES: tuple[FakeNode, ...] = (
 
 def kwokctl_configuration(binaries: Mapping[str, Path]) -> Obj:
     """The `KwokctlConfiguration` document passed to `kwokctl --config`."""
-    service_range = [{"key": "service-cluster-ip-range", "value": SERVICE_CIDR,
-                      "override": True}]
+    # Appended, not `override: true`: kwokctl sets no service range itself, and an override of
+    # a flag that is not there is dropped with a warning.
+    service_range = [{"key": "service-cluster-ip-range", "value": SERVICE_CIDR}]
     return {
         "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
         "kind": "KwokctlConfiguration",

@@ -7,7 +7,7 @@ and scheduler; kwok fake nodes).
   under `CI=true`, with the build or start log in the failure, and is skipped otherwise.
 - `namespace` (function): a fresh namespace with its default ServiceAccount, deleted in
   `finally`.
-- `kube` (function): the cluster's `tests.cluster.kube.Kube`, raw JSON requests that return
+- `kube` (function): the cluster's `Kube` (tests/cluster/kube.py), raw JSON requests that return
   status codes and bodies exactly as the server sends them.
 
 Mark cluster tests with `pytest.mark.cluster`.
@@ -20,7 +20,6 @@ import re
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -29,15 +28,8 @@ from kubernetes import config as k8s_config
 
 from agentctl.errors import ToolingError
 from agentctl.sandbox import building, running
-from tests.cluster.kube import Kube, wait_for
 
-
-@dataclass(frozen=True)
-class Cluster:
-    sandbox: running.Sandbox
-    kubeconfig: Path
-    api: Any  # kubernetes.client.ApiClient
-    kube: Kube
+from .kube import Cluster, Kube, wait_for
 
 
 def _unavailable(reason: str, details: str) -> NoReturn:

@@ -8,7 +8,10 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
+
+from agentctl.sandbox import running
 
 T = TypeVar("T")
 Obj = dict[str, Any]
@@ -107,3 +110,13 @@ def poll(fetch: Callable[[], T], ok: Callable[[T], bool], what: str,
     except AssertionError as err:
         raise AssertionError(f"{err}; last value: {found[-1] if found else None!r}") from None
     return found[-1]
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """What the session `cluster` fixture yields."""
+
+    sandbox: running.Sandbox
+    kubeconfig: Path
+    api: Any  # kubernetes.client.ApiClient
+    kube: Kube

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from agentctl.sandbox import specs
-from tests.cluster.conftest import Cluster
-from tests.cluster.kube import Kube, Obj, poll, wait_for
+
+from .kube import Cluster, Kube, Obj, poll, wait_for
 
 pytestmark = pytest.mark.cluster
 
@@ -271,6 +271,14 @@ def test_crash_label_puts_pods_in_crash_loop(kube: Kube, namespace: str) -> None
     assert state["state"]["waiting"]["reason"] == "CrashLoopBackOff"
     assert state["lastState"]["terminated"]["exitCode"] == 1
     assert (condition(pod, "Ready") or {}).get("status") == "False"
+
+
+def test_service_range_is_the_configured_slash_16(kube: Kube) -> None:
+    cidr = kube.get("/apis/networking.k8s.io/v1/servicecidrs/kubernetes")
+    assert cidr.status == 200, cidr.body
+    assert cidr.body["spec"]["cidrs"] == [specs.SERVICE_CIDR]
+    service = kube.get("/api/v1/namespaces/default/services/kubernetes").body
+    assert service["spec"]["clusterIP"] == "10.96.0.1"
 
 
 def test_version_is_the_pinned_release(kube: Kube) -> None:

@@ -9,7 +9,8 @@ import psutil
 import pytest
 
 from agentctl.sandbox import running, specs
-from tests.cluster.conftest import Cluster
+
+from .kube import Cluster
 
 pytestmark = pytest.mark.cluster
 
@@ -88,7 +89,7 @@ def test_broken_component_fails_start_with_its_log(binaries: dict[str, Path],
     root = tmp_path / "sandbox"
     with pytest.raises(running.StartError) as caught:
         running.start(root, name="no-apiserver", binaries={**binaries, "kube-apiserver": fake},
-                      timeout=20)
+                      timeout=10)
     assert "simulated apiserver failure" in caught.value.logs
     assert _under(root) == []
     running.stop(root, "no-apiserver", binaries=binaries)

@@ -31,7 +31,8 @@ Examples:
 def init(
     ctx: typer.Context,
     directory: Annotated[Path | None, typer.Argument(
-        metavar="[DIR]", help="Where to scaffold (created if missing).", show_default=False,
+        metavar="DIR",
+        help="Where to scaffold (created if missing).", show_default=False,
         file_okay=False)] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
 ) -> ExitCode:

@@ -1,0 +1,259 @@
+"""Render benchmark: agentctl beside `helm template` of the equivalent chart, in one run.
+
+Prints one table (targets from issue 3 beside the measured numbers; nothing is asserted):
+
+- cold start: `agentctl render --env dev` of a one-agent project, as a subprocess, median wall
+  time of `--runs` runs (target ≤ 0.25 s); helm template of the same agent beside it;
+- fleet: `agentctl render --all-envs --out` of a generated `--agents` × 3-environment fleet
+  (target ≤ 5 s) beside `helm template` of `benchmarks/chart` for the 3 environments;
+- validate: `agentctl validate` of the same fleet (target ≤ 10 s), "n/a" if the command is absent;
+- peak RSS of each subprocess (`os.wait4`; target ≤ 400 MB for the agentctl render);
+- floors: `json.dumps` (and libyaml's `yaml.dump`) of the same objects, in process.
+
+It also checks that both tools produced the same kind/namespace/name set, so the comparison is
+of equal work. `--profile` adds a cProfile of the fleet render (in process) with its top entries.
+
+Run from the repository root: `python -m benchmarks.render` (or `python benchmarks/render.py`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import os
+import platform
+import pstats
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import yaml
+
+from benchmarks import fleet, helm
+
+COLD_TARGET_S = 0.25
+FLEET_TARGET_S = 5.0
+VALIDATE_TARGET_S = 10.0
+RSS_TARGET_MB = 400.0
+
+
+@dataclass(frozen=True)
+class Run:
+    seconds: float
+    max_rss_mb: float
+    returncode: int
+    stderr: str
+
+
+def run(command: Sequence[str], stdout: Path | None = None) -> Run:
+    """Run one subprocess; wall time from spawn to exit and the child's own peak RSS."""
+    err_fd, err_path = tempfile.mkstemp(prefix="bench-stderr-")
+    out_target = stdout.open("wb") if stdout is not None else open(os.devnull, "wb")  # noqa: SIM115
+    try:
+        with out_target, os.fdopen(err_fd, "wb") as err:
+            started = time.perf_counter()
+            proc = subprocess.Popen(list(command), stdout=out_target, stderr=err,
+                                    stdin=subprocess.DEVNULL)
+            _, status, usage = os.wait4(proc.pid, 0)
+            seconds = time.perf_counter() - started
+            proc.returncode = os.waitstatus_to_exitcode(status)
+        text = Path(err_path).read_text(errors="replace")
+    finally:
+        os.unlink(err_path)
+    return Run(seconds, usage.ru_maxrss / 1024, proc.returncode, text)
+
+
+def checked(result: Run, what: str) -> Run:
+    if result.returncode != 0:
+        tail = "\n".join(result.stderr.strip().splitlines()[-10:])
+        raise SystemExit(f"{what} failed (exit {result.returncode}):\n{tail}")
+    return result
+
+
+def agentctl() -> str:
+    found = shutil.which("agentctl", path=str(Path(sys.executable).parent)) or shutil.which(
+        "agentctl")
+    if found is None:
+        raise SystemExit("agentctl is not installed in this Python environment")
+    return found
+
+
+def has_validate(exe: str) -> bool:
+    return run([exe, "validate", "--help"]).returncode == 0
+
+
+def median_run(command: Sequence[str], runs: int, what: str) -> Run:
+    results = [checked(run(command), what) for _ in range(runs)]
+    return Run(statistics.median(r.seconds for r in results),
+               max(r.max_rss_mb for r in results), 0, "")
+
+
+def floors(bodies: list[dict[str, Any]]) -> tuple[float, float]:
+    """Seconds to serialise the objects with json.dumps, and with libyaml's yaml.dump."""
+    dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    started = time.perf_counter()
+    for body in bodies:
+        json.dumps(body, sort_keys=True)
+    json_s = time.perf_counter() - started
+    started = time.perf_counter()
+    for body in bodies:
+        yaml.dump(body, Dumper=dumper, sort_keys=True, default_flow_style=False, width=1_000_000)
+    return json_s, time.perf_counter() - started
+
+
+def profile(project: Path, out: Path, top: int) -> str:
+    """cProfile of the fleet render and write, in process; the top entries by own time and
+    by cumulative time."""
+    from agentctl import pipeline
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    result = pipeline.render(project, all_envs=True)
+    pipeline.write(result, out)
+    profiler.disable()
+    text = io.StringIO()
+    stats = pstats.Stats(profiler, stream=text)
+    stats.sort_stats("tottime").print_stats(top)
+    stats.sort_stats("cumulative").print_stats(top)
+    return text.getvalue()
+
+
+def _s(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f} s"
+
+
+def _mb(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f} MB"
+
+
+def _verdict(value: float | None, target: float) -> str:
+    if value is None:
+        return ""
+    return "ok" if value <= target else "over"
+
+
+def table(rows: list[tuple[str, str, str, str, str, str]]) -> str:
+    header = ("measurement", "agentctl", "helm", "floor", "target", "")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(6)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+             for r in [header, *rows]]
+    lines.insert(1, "  ".join("-" * w for w in widths if w))
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.render", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--agents", type=int, default=1000, help="fleet size (default 1000)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--runs", type=int, default=5, help="cold-start runs (median)")
+    parser.add_argument("--fleet-runs", type=int, default=1, help="fleet render runs (median)")
+    parser.add_argument("--keep", type=Path, help="work in this directory and keep it")
+    parser.add_argument("--profile", action="store_true", help="also cProfile the fleet render")
+    parser.add_argument("--top", type=int, default=25, help="profile entries to print")
+    args = parser.parse_args(argv)
+
+    log: Callable[[str], None] = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
+    exe = agentctl()
+    helm_exe = helm.find_helm()
+    work = args.keep or Path(tempfile.mkdtemp(prefix="agentctl-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        log(f"generating {args.agents} agents × 3 environments in {work}")
+        generated = fleet.generate(args.agents, args.seed)
+        project = fleet.write_project(generated, work / "fleet")
+        values = fleet.write_chart_values(generated, work / "fleet-helm")
+        one = fleet.generate(1, args.seed)
+        one_project = fleet.write_project(one, work / "one")
+        one_values = fleet.write_chart_values(one, work / "one-helm")
+
+        log(f"cold start: agentctl render, {args.runs} runs")
+        cold = median_run([exe, "-C", str(one_project), "render", "--env", "dev"], args.runs,
+                          "agentctl render (one agent)")
+        cold_helm = (median_run(helm.template_command(helm_exe, one_values["dev"]), args.runs,
+                                "helm template (one agent)") if helm_exe else None)
+
+        out = work / "rendered"
+        log(f"fleet: agentctl render --all-envs --out, {args.fleet_runs} run(s)")
+        fleet_runs = []
+        for _ in range(args.fleet_runs):
+            shutil.rmtree(out, ignore_errors=True)
+            fleet_runs.append(checked(run([exe, "-C", str(project), "render", "--all-envs",
+                                           "--out", str(out)]), "agentctl render (fleet)"))
+        fleet_s = statistics.median(r.seconds for r in fleet_runs)
+        fleet_rss = max(r.max_rss_mb for r in fleet_runs)
+
+        helm_s = helm_rss = None
+        same = "helm not found: run `python -m agentctl.sandbox.building --dev-tools`"
+        if helm_exe is not None:
+            log("fleet: helm template × 3 environments")
+            helm_s, helm_rss, mismatched = 0.0, 0.0, []
+            for env, files in values.items():
+                stream = work / f"helm-{env}.yaml"
+                result = checked(run(helm.template_command(helm_exe, files), stdout=stream),
+                                 f"helm template ({env})")
+                helm_s += result.seconds
+                helm_rss = max(helm_rss, result.max_rss_mb)
+                theirs = helm.identities(helm.load_stream(stream.read_text()))
+                if theirs != helm.identities(helm.load_tree(out / env)):
+                    mismatched.append(env)
+            same = ("yes" if not mismatched else
+                    f"NO in {', '.join(mismatched)}: the timings compare different work")
+
+        validate: Run | None = None
+        if has_validate(exe):
+            log("validate: agentctl validate")
+            validate = checked(run([exe, "-C", str(project), "validate"]),
+                               "agentctl validate (fleet)")
+        else:
+            log("validate: not available in this agentctl")
+
+        bodies = helm.load_tree(out)
+        json_s, yaml_s = floors(bodies)
+
+        fleet_label = f"{args.agents} agents × 3 envs → tree"
+        rows = [
+            ("cold start, 1 agent (median)", _s(cold.seconds), _s(cold_helm.seconds if cold_helm
+                                                                   else None),
+             "-", f"≤ {COLD_TARGET_S} s", _verdict(cold.seconds, COLD_TARGET_S)),
+            (fleet_label, _s(fleet_s), _s(helm_s), f"{_s(json_s)} json", f"≤ {FLEET_TARGET_S} s",
+             _verdict(fleet_s, FLEET_TARGET_S)),
+            ("  (libyaml dump of the same)", "", "", f"{_s(yaml_s)} yaml", "", ""),
+            ("validate, same fleet",
+             _s(validate.seconds) if validate else "n/a (validate not available)", "-", "-",
+             f"≤ {VALIDATE_TARGET_S} s",
+             _verdict(validate.seconds if validate else None, VALIDATE_TARGET_S)),
+            ("peak RSS, fleet render", _mb(fleet_rss), _mb(helm_rss), "-",
+             f"≤ {RSS_TARGET_MB:.0f} MB", _verdict(fleet_rss, RSS_TARGET_MB)),
+        ]
+        if validate:
+            rows.append(("peak RSS, validate", _mb(validate.max_rss_mb), "-", "-", "", ""))
+        print(f"agentctl render benchmark — {platform.python_implementation()} "
+              f"{platform.python_version()}, {os.cpu_count()} cores, helm "
+              f"{helm_exe or 'not found'}")
+        print(f"{len(bodies)} objects rendered; same kind/namespace/name set as helm: {same}")
+        print(table(rows))
+        if args.profile:
+            log("profiling the fleet render in process")
+            print()
+            print(profile(project, work / "profiled", args.top))
+    finally:
+        if args.keep is None:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

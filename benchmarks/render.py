@@ -31,7 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,6 +52,7 @@ RSS_TARGET_MB = 400.0
 @dataclass(frozen=True)
 class Run:
     seconds: float
+    cpu_seconds: float
     max_rss_mb: float
     returncode: int
     stderr: str
@@ -72,7 +73,8 @@ def run(command: Sequence[str], stdout: Path | None = None) -> Run:
         text = Path(err_path).read_text(errors="replace")
     finally:
         os.unlink(err_path)
-    return Run(seconds, usage.ru_maxrss / 1024, proc.returncode, text)
+    return Run(seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024,
+               proc.returncode, text)
 
 
 def checked(result: Run, what: str) -> Run:
@@ -97,6 +99,7 @@ def has_validate(exe: str) -> bool:
 def median_run(command: Sequence[str], runs: int, what: str) -> Run:
     results = [checked(run(command), what) for _ in range(runs)]
     return Run(statistics.median(r.seconds for r in results),
+               statistics.median(r.cpu_seconds for r in results),
                max(r.max_rss_mb for r in results), 0, "")
 
 
@@ -130,12 +133,18 @@ def profile(project: Path, out: Path, top: int) -> str:
     return text.getvalue()
 
 
-def _s(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f} s"
+def total(runs: Sequence[Run]) -> Run:
+    """Several sequential runs as one: summed times, the largest peak RSS."""
+    return Run(sum(r.seconds for r in runs), sum(r.cpu_seconds for r in runs),
+               max(r.max_rss_mb for r in runs), 0, "")
 
 
-def _mb(value: float | None) -> str:
-    return "-" if value is None else f"{value:.0f} MB"
+def _t(result: Run | None) -> str:
+    return "-" if result is None else f"{result.seconds:.2f} s (cpu {result.cpu_seconds:.2f})"
+
+
+def _mb(result: Run | None) -> str:
+    return "-" if result is None else f"{result.max_rss_mb:.0f} MB"
 
 
 def _verdict(value: float | None, target: float) -> str:
@@ -144,13 +153,98 @@ def _verdict(value: float | None, target: float) -> str:
     return "ok" if value <= target else "over"
 
 
-def table(rows: list[tuple[str, str, str, str, str, str]]) -> str:
-    header = ("measurement", "agentctl", "helm", "floor", "target", "")
+Row = tuple[str, str, str, str, str, str]
+
+
+def table(rows: list[Row]) -> str:
+    header: Row = ("measurement", "agentctl", "helm", "floor", "target", "")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(6)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
              for r in [header, *rows]]
     lines.insert(1, "  ".join("-" * w for w in widths if w))
     return "\n".join(lines)
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def bench(args: argparse.Namespace, work: Path) -> tuple[str, list[Row]]:
+    """Run every measurement; return a summary line and the table rows."""
+    exe = agentctl()
+    helm_exe = helm.find_helm()
+    _log(f"generating {args.agents} agents × 3 environments in {work}")
+    generated = fleet.generate(args.agents, args.seed)
+    project = fleet.write_project(generated, work / "fleet")
+    values = fleet.write_chart_values(generated, work / "fleet-helm")
+    one = fleet.generate(1, args.seed)
+    one_project = fleet.write_project(one, work / "one")
+    one_values = fleet.write_chart_values(one, work / "one-helm")
+
+    _log(f"cold start: agentctl render of one agent, {args.runs} runs")
+    cold = median_run([exe, "-C", str(one_project), "render", "--env", "dev"], args.runs,
+                      "agentctl render (one agent)")
+    cold_helm = (median_run(helm.template_command(helm_exe, one_values["dev"]), args.runs,
+                            "helm template (one agent)") if helm_exe else None)
+
+    out = work / "rendered"
+    _log(f"fleet: agentctl render --all-envs --out, {args.fleet_runs} run(s)")
+    runs = []
+    for _ in range(args.fleet_runs):
+        shutil.rmtree(out, ignore_errors=True)
+        runs.append(checked(run([exe, "-C", str(project), "render", "--all-envs", "--out",
+                                 str(out)]), "agentctl render (fleet)"))
+    ours = sorted(runs, key=lambda r: r.seconds)[len(runs) // 2]
+    bodies = helm.load_tree(out)
+
+    theirs: Run | None = None
+    same = "helm not found: run `python -m agentctl.sandbox.building --dev-tools`"
+    if helm_exe is not None:
+        _log("fleet: helm template of the chart, once per environment")
+        helm_runs, mismatched = [], []
+        for env, files in values.items():
+            stream = work / f"helm-{env}.yaml"
+            helm_runs.append(checked(run(helm.template_command(helm_exe, files), stdout=stream),
+                                     f"helm template ({env})"))
+            if (helm.identities(helm.load_stream(stream.read_text()))
+                    != helm.identities(helm.load_tree(out / env))):
+                mismatched.append(env)
+        theirs = total(helm_runs)
+        same = ("yes" if not mismatched else f"NO in {', '.join(mismatched)}: the chart no "
+                "longer matches the blueprint, so the timings compare different work")
+
+    validate: Run | None = None
+    if has_validate(exe):
+        _log("validate: agentctl validate of the fleet")
+        validate = checked(run([exe, "-C", str(project), "validate"]), "agentctl validate")
+    else:
+        _log("validate: n/a (validate not available in this agentctl)")
+
+    json_s, yaml_s = floors(bodies)
+    rows: list[Row] = [
+        ("cold start, 1 agent (median)", _t(cold), _t(cold_helm), "-",
+         f"≤ {COLD_TARGET_S} s", _verdict(cold.seconds, COLD_TARGET_S)),
+        (f"{args.agents} agents × 3 envs", _t(ours), _t(theirs), f"{json_s:.2f} s json",
+         f"≤ {FLEET_TARGET_S:g} s", _verdict(ours.seconds, FLEET_TARGET_S)),
+        ("  serialise only (libyaml)", "", "", f"{yaml_s:.2f} s yaml", "", ""),
+        ("validate, same fleet", _t(validate) if validate else "n/a (validate not available)",
+         "-", "-", f"≤ {VALIDATE_TARGET_S:g} s",
+         _verdict(validate.seconds if validate else None, VALIDATE_TARGET_S)),
+        ("peak RSS, fleet render", _mb(ours), _mb(theirs), "-", f"≤ {RSS_TARGET_MB:.0f} MB",
+         _verdict(ours.max_rss_mb, RSS_TARGET_MB)),
+    ]
+    if validate:
+        rows.append(("peak RSS, validate", _mb(validate), "-", "-", "", ""))
+    summary = (f"{len(bodies)} objects in {len(values)} environments; same kind/namespace/name "
+               f"set as helm: {same}\nhelm: {helm_exe or 'not found'}")
+    if args.profile:
+        _log("profiling the fleet render in process")
+        summary += "\n\n" + profile(project, work / "profiled", args.top)
+    return summary, rows
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -165,93 +259,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--top", type=int, default=25, help="profile entries to print")
     args = parser.parse_args(argv)
 
-    log: Callable[[str], None] = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
-    exe = agentctl()
-    helm_exe = helm.find_helm()
     work = args.keep or Path(tempfile.mkdtemp(prefix="agentctl-bench-"))
     work.mkdir(parents=True, exist_ok=True)
+    load_before = _load()
     try:
-        log(f"generating {args.agents} agents × 3 environments in {work}")
-        generated = fleet.generate(args.agents, args.seed)
-        project = fleet.write_project(generated, work / "fleet")
-        values = fleet.write_chart_values(generated, work / "fleet-helm")
-        one = fleet.generate(1, args.seed)
-        one_project = fleet.write_project(one, work / "one")
-        one_values = fleet.write_chart_values(one, work / "one-helm")
-
-        log(f"cold start: agentctl render, {args.runs} runs")
-        cold = median_run([exe, "-C", str(one_project), "render", "--env", "dev"], args.runs,
-                          "agentctl render (one agent)")
-        cold_helm = (median_run(helm.template_command(helm_exe, one_values["dev"]), args.runs,
-                                "helm template (one agent)") if helm_exe else None)
-
-        out = work / "rendered"
-        log(f"fleet: agentctl render --all-envs --out, {args.fleet_runs} run(s)")
-        fleet_runs = []
-        for _ in range(args.fleet_runs):
-            shutil.rmtree(out, ignore_errors=True)
-            fleet_runs.append(checked(run([exe, "-C", str(project), "render", "--all-envs",
-                                           "--out", str(out)]), "agentctl render (fleet)"))
-        fleet_s = statistics.median(r.seconds for r in fleet_runs)
-        fleet_rss = max(r.max_rss_mb for r in fleet_runs)
-
-        helm_s = helm_rss = None
-        same = "helm not found: run `python -m agentctl.sandbox.building --dev-tools`"
-        if helm_exe is not None:
-            log("fleet: helm template × 3 environments")
-            helm_s, helm_rss, mismatched = 0.0, 0.0, []
-            for env, files in values.items():
-                stream = work / f"helm-{env}.yaml"
-                result = checked(run(helm.template_command(helm_exe, files), stdout=stream),
-                                 f"helm template ({env})")
-                helm_s += result.seconds
-                helm_rss = max(helm_rss, result.max_rss_mb)
-                theirs = helm.identities(helm.load_stream(stream.read_text()))
-                if theirs != helm.identities(helm.load_tree(out / env)):
-                    mismatched.append(env)
-            same = ("yes" if not mismatched else
-                    f"NO in {', '.join(mismatched)}: the timings compare different work")
-
-        validate: Run | None = None
-        if has_validate(exe):
-            log("validate: agentctl validate")
-            validate = checked(run([exe, "-C", str(project), "validate"]),
-                               "agentctl validate (fleet)")
-        else:
-            log("validate: not available in this agentctl")
-
-        bodies = helm.load_tree(out)
-        json_s, yaml_s = floors(bodies)
-
-        fleet_label = f"{args.agents} agents × 3 envs → tree"
-        rows = [
-            ("cold start, 1 agent (median)", _s(cold.seconds), _s(cold_helm.seconds if cold_helm
-                                                                   else None),
-             "-", f"≤ {COLD_TARGET_S} s", _verdict(cold.seconds, COLD_TARGET_S)),
-            (fleet_label, _s(fleet_s), _s(helm_s), f"{_s(json_s)} json", f"≤ {FLEET_TARGET_S} s",
-             _verdict(fleet_s, FLEET_TARGET_S)),
-            ("  (libyaml dump of the same)", "", "", f"{_s(yaml_s)} yaml", "", ""),
-            ("validate, same fleet",
-             _s(validate.seconds) if validate else "n/a (validate not available)", "-", "-",
-             f"≤ {VALIDATE_TARGET_S} s",
-             _verdict(validate.seconds if validate else None, VALIDATE_TARGET_S)),
-            ("peak RSS, fleet render", _mb(fleet_rss), _mb(helm_rss), "-",
-             f"≤ {RSS_TARGET_MB:.0f} MB", _verdict(fleet_rss, RSS_TARGET_MB)),
-        ]
-        if validate:
-            rows.append(("peak RSS, validate", _mb(validate.max_rss_mb), "-", "-", "", ""))
-        print(f"agentctl render benchmark — {platform.python_implementation()} "
-              f"{platform.python_version()}, {os.cpu_count()} cores, helm "
-              f"{helm_exe or 'not found'}")
-        print(f"{len(bodies)} objects rendered; same kind/namespace/name set as helm: {same}")
-        print(table(rows))
-        if args.profile:
-            log("profiling the fleet render in process")
-            print()
-            print(profile(project, work / "profiled", args.top))
+        summary, rows = bench(args, work)
     finally:
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)
+    print(f"agentctl render benchmark: {platform.python_implementation()} "
+          f"{platform.python_version()}, {os.cpu_count()} cores, load average {load_before} "
+          f"before and {_load()} after (wall times suffer from other load; cpu times less)")
+    print(table(rows))
+    print(summary)
     return 0
 
 

@@ -124,6 +124,7 @@ def _check_policy(agent: Agent, environment: Environment, manifests: list[Manife
         if not isinstance(pod, dict):
             continue
         prefix = ".".join(path or ())
+        problems += _list_map_duplicates(ref, prefix, pod)
         if not allows(level_of(pod), level):
             for v in violations(pod):
                 if allows(v.level, level) and v.level != level:
@@ -138,6 +139,31 @@ def _check_policy(agent: Agent, environment: Environment, manifests: list[Manife
                 problems.append(_at(sources, ("resources", "qosClass"),
                                     f"qosClass {wanted} was asserted but {ref} renders "
                                     f"{actual} pods"))
+    return problems
+
+
+def _list_map_duplicates(ref: ObjectRef, prefix: str, pod: dict[str, Any]) -> list[Problem]:
+    """Server-side apply merges these lists by key; a repeated key is rejected by the API server,
+    so say which one here instead."""
+    problems: list[Problem] = []
+    lists: list[tuple[str, list[Any], str]] = [
+        ("volumes", pod.get("volumes") or [], "name"),
+        ("containers", (pod.get("containers") or []) + (pod.get("initContainers") or []), "name"),
+    ]
+    for group in ("initContainers", "containers"):
+        for i, container in enumerate(pod.get(group) or []):
+            lists.append((f"{group}[{i}].env", container.get("env") or [], "name"))
+            lists.append((f"{group}[{i}].volumeMounts", container.get("volumeMounts") or [],
+                          "mountPath"))
+            lists.append((f"{group}[{i}].ports", container.get("ports") or [], "containerPort"))
+    for where, items, key in lists:
+        seen: set[Any] = set()
+        for item in items:
+            value = item.get(key) if isinstance(item, dict) else None
+            if value in seen:
+                problems.append(Problem(obj=str(ref), field=f"{prefix}.{where}",
+                                        message=f"{key} {value!r} appears more than once"))
+            seen.add(value)
     return problems
 
 

@@ -81,7 +81,7 @@ def render(root: Path, envs: tuple[str, ...] = (), all_envs: bool = False,
             try:
                 blueprint = blueprints.find(item.agent.spec.blueprint, local_blueprints, root)
             except InputError as err:
-                problems += [item.sources[1].problem(("spec", "blueprint"), p.message)
+                problems += [p if p.file else item.sources[1].problem(("blueprint",), p.message)
                              for p in err.problems]
                 continue
             out = Rendered()

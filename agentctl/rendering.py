@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import signal
 import threading
 import traceback
@@ -30,7 +31,7 @@ from agentctl.errors import Problem
 from agentctl.manifests import Manifest
 from agentctl.model.agent import Agent
 from agentctl.model.environment import Environment
-from agentctl.sources import Source, attribute
+from agentctl.sources import Source, attribute, field_path
 
 MAX_OUTPUT_CHARS = 1_000_000
 """Characters one template may produce for one agent."""
@@ -60,7 +61,19 @@ def _finalize(value: Any) -> str:
         value._fail_with_undefined_error()  # raises, naming the missing variable or attribute
     if isinstance(value, set | frozenset):
         value = sorted(value)
-    return json.dumps(value, ensure_ascii=True, sort_keys=False)
+    text = json.dumps(value, ensure_ascii=True, sort_keys=False)
+    return _SURROGATE_PAIR.sub(_astral, text) if "\\ud" in text else text
+
+
+# JSON escapes a character outside the Basic Multilingual Plane as a UTF-16 surrogate pair,
+# which YAML does not accept; YAML has its own 8-digit escape for it.
+_SURROGATE_PAIR = re.compile(r"(?<!\\)((?:\\\\)*)\\u(d[89ab][0-9a-f]{2})\\u(d[c-f][0-9a-f]{2})")
+
+
+def _astral(match: re.Match[str]) -> str:
+    high, low = int(match.group(2), 16), int(match.group(3), 16)
+    code = 0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00)
+    return f"{match.group(1)}\\U{code:08x}"
 
 
 def _sha256(value: Any) -> str:
@@ -198,8 +211,8 @@ def _alias(field_name: str) -> str:
 
 def _attribute(sources: list[Source], loc: tuple[str | int, ...], message: str,
                path: str) -> Problem:
-    return attribute(sources, loc, message, path if path.startswith("spec") or not path
-                     else f"spec.{path}")
+    del path
+    return attribute(sources, loc, message, field_path(("spec", *loc)))
 
 
 class _OutputTooLarge(Exception):

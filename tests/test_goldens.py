@@ -55,7 +55,7 @@ def test_input_file_names_grouping_and_order_do_not_matter(runner: CliRunner, ex
     shutil.rmtree(regrouped / "agents")
     (regrouped / "agents").mkdir()
     docs = _agent_documents(example)
-    assert len(docs) == 2
+    assert len(docs) == len(list((REPO / "agents").glob("*.yaml"))) + 1
     (regrouped / "agents" / "all-in-one.yml").write_text(
         "---\n" + "\n---\n".join(reversed(docs)) + "\n")
     _render(runner, regrouped, tmp_path / "after")

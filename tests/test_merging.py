@@ -67,9 +67,10 @@ def test_bad_default_names_the_environment_file_and_line(runner: CliRunner,
 
 def test_agent_value_wins_over_defaults_and_override_wins_over_agent(
         runner: CliRunner, example: Path) -> None:
-    env = example / "environments" / "dev.yaml"
+    env = example / "environments" / "staging.yaml"
     env.write_text(env.read_text() + "  agents:\n    chat-assistant:\n"
                    "      lifecycle: {preStop: {drainSeconds: 30}}\n")
-    result = runner.invoke(app, ["-C", str(example), "render", "-e", "dev"])
+    result = runner.invoke(app, ["-C", str(example), "render", "-e", "staging", "--agent",
+                                 "chat-assistant"])
     assert result.exit_code == 0, result.output
     assert "seconds: 30" in result.stdout

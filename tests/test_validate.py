@@ -13,9 +13,19 @@ from tests.conftest import REPO
 
 
 def test_example_fleet_is_valid(runner: CliRunner) -> None:
-    result = runner.invoke(app, ["-C", str(REPO), "validate", "--strict"])
+    result = runner.invoke(app, ["-C", str(REPO), "validate"])
     assert result.exit_code == 0, result.output
     assert "dev, prod, staging" in result.output
+    # dev declares no External Secrets Operator: the fallback is a warning, and --strict fails.
+    assert "ExternalSecret needs capability" in result.output
+    strict = runner.invoke(app, ["-C", str(REPO), "validate", "--strict"])
+    assert strict.exit_code == 2
+    assert ("agents/research-memory.yaml:32:9: spec.secrets.external[0].name: ExternalSecret "
+            "needs capability external-secrets.io/v1/ExternalSecret in environment dev"
+            ) in strict.output
+    assert strict.output.count("\n") == 1  # that is the only problem
+    assert runner.invoke(app, ["-C", str(REPO), "validate", "-e", "prod", "--strict"]
+                         ).exit_code == 0
 
 
 def test_invalid_object_is_reported_by_kind_namespace_name(

@@ -93,14 +93,26 @@ def _env(root: Path) -> dict[str, str]:
 def _run(args: Sequence[str], root: Path, log_file: Path, timeout: float,
          stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     with log_file.open("a") as fh:
-        fh.write(f"\n$ {' '.join(args)}\n")
+        fh.write(f"\n[{time.strftime('%H:%M:%S')}] $ {' '.join(args)}\n")
         fh.flush()
         try:
-            return subprocess.run(list(args), input=stdin, text=True, stdout=fh, stderr=fh,
+            started = time.monotonic()
+            proc = subprocess.run(list(args), input=stdin, text=True, stdout=fh, stderr=fh,
                                   env=_env(root), cwd=root, timeout=timeout, check=False)
+            fh.write(f"(exit {proc.returncode} after {time.monotonic() - started:.2f} s)\n")
+            return proc
         except subprocess.TimeoutExpired:
             fh.write(f"timed out after {timeout:.0f} s\n")
             return subprocess.CompletedProcess(list(args), 124)
+
+
+def _spawn(args: Sequence[str], root: Path, log_file: Path) -> subprocess.Popen[str]:
+    """Start `args` in the background, its output going to `log_file`."""
+    with log_file.open("a") as fh:
+        fh.write(f"\n[{time.strftime('%H:%M:%S')}] $ {' '.join(args)}\n")
+        fh.flush()
+        return subprocess.Popen(list(args), text=True, stdout=fh, stderr=fh,
+                                stdin=subprocess.DEVNULL, env=_env(root), cwd=root)
 
 
 def _tail(path: Path, lines: int) -> str:
@@ -115,7 +127,7 @@ def collect_logs(name: str, root: Path, lines: int = 40) -> str:
     """The last `lines` of kwokctl's log and of each component's log, one section each."""
     sections = []
     logs = sorted((root / "clusters" / name / "logs").glob("*.log"))
-    for path in [root / "kwokctl.log", *logs]:
+    for path in [root / "kwokctl.log", root / "kubectl-wait.log", *logs]:
         text = _tail(path, lines)
         if text:
             sections.append(f"==> {path.name} <==\n{text}")
@@ -151,22 +163,34 @@ def start(root: Path, name: str = DEFAULT_NAME, *,
                      f"--wait={int(timeout)}s"], root, log_file, timeout + 5)
         if proc.returncode != 0:
             raise _start_failed(sandbox, f"kwokctl create cluster exited {proc.returncode}")
-        objects = [*extra_objects, *(n.manifest() for n in nodes)]
-        steps: list[tuple[str, list[str], str | None]] = [
-            ("applying nodes and storage", ["apply", "--server-side",
-                                            "--field-manager=agentctl-sandbox", "-f", "-"],
-             specs.dump(objects)),
-            ("waiting for nodes", ["wait", "--for=condition=Ready", "node", "--all",
-                                   f"--timeout={int(timeout)}s"], None),
-            ("waiting for the default ServiceAccount",
-             ["wait", "--for=create", "serviceaccount/default", "-n", "default",
-              f"--timeout={int(timeout)}s"], None),
-        ]
-        for what, args, stdin in steps:
-            proc = _run(_kubectl(bins, sandbox.kubeconfig, *args), root, log_file,
-                        timeout + 10, stdin)
-            if proc.returncode != 0:
-                raise _start_failed(sandbox, f"{what} failed (kubectl exit {proc.returncode})")
+        # The ServiceAccount controller starts on its own schedule: wait for it alongside the
+        # node steps rather than after them.
+        sa_wait = _spawn(_kubectl(bins, sandbox.kubeconfig, "wait", "--for=create",
+                                  "serviceaccount/default", "-n", "default",
+                                  f"--timeout={int(timeout)}s"), root, root / "kubectl-wait.log")
+        try:
+            objects = [*extra_objects, *(n.manifest() for n in nodes)]
+            steps: list[tuple[str, list[str], str | None]] = [
+                ("applying nodes and storage", ["apply", "--server-side",
+                                                "--field-manager=agentctl-sandbox", "-f", "-"],
+                 specs.dump(objects)),
+                ("waiting for nodes", ["wait", "--for=condition=Ready", "node", "--all",
+                                       f"--timeout={int(timeout)}s"], None),
+            ]
+            for what, args, stdin in steps:
+                proc = _run(_kubectl(bins, sandbox.kubeconfig, *args), root, log_file,
+                            timeout + 10, stdin)
+                if proc.returncode != 0:
+                    raise _start_failed(sandbox, f"{what} failed (kubectl exit "
+                                                 f"{proc.returncode})")
+            code = sa_wait.wait(timeout + 10)
+            if code != 0:
+                raise _start_failed(sandbox, "waiting for the default ServiceAccount failed "
+                                             f"(kubectl exit {code})")
+        finally:
+            if sa_wait.poll() is None:
+                sa_wait.kill()
+                sa_wait.wait()
     except BaseException:
         stop(sandbox.root, name, log=log, binaries=bins, remove=False)
         raise

@@ -3,6 +3,9 @@ clean stop, a failed start or a broken component."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import psutil
@@ -93,4 +96,45 @@ def test_broken_component_fails_start_with_its_log(binaries: dict[str, Path],
     assert "simulated apiserver failure" in caught.value.logs
     assert _under(root) == []
     running.stop(root, "no-apiserver", binaries=binaries)
+    assert not root.exists()
+
+
+_HOLDER = """
+import sys, time
+from pathlib import Path
+from agentctl.sandbox import running
+root = Path(sys.argv[1])
+try:
+    sandbox = running.start(root, name="held", log=lambda m: print(m, flush=True))
+    print("READY", flush=True)
+    time.sleep(600)
+finally:
+    running.stop(root, "held")
+    print("STOPPED", flush=True)
+"""
+
+
+@pytest.mark.parametrize("when", ["starting", "READY"])
+def test_ctrl_c_tears_everything_down(binaries: dict[str, Path], tmp_path: Path,
+                                      when: str) -> None:
+    root = tmp_path / "sandbox"
+    proc = subprocess.Popen([sys.executable, "-c", _HOLDER, str(root)], text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert proc.stdout is not None
+    seen = []
+    try:
+        for line in proc.stdout:
+            seen.append(line)
+            if line.startswith(when):
+                break
+        if when == "READY":
+            assert _names(_under(root)) >= COMPONENTS
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    seen.append(out)
+    assert "STOPPED" in out, "".join(seen)
+    assert proc.returncode != 0
+    assert _under(root) == []
     assert not root.exists()

@@ -8,6 +8,8 @@ start exit 6 with the reason (and the build or component logs)."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from agentctl.cli.handling import console_for, handled
@@ -15,7 +17,10 @@ from agentctl.errors import ClusterError, ExitCode
 from agentctl.sandbox import building, running
 
 
-def _up() -> ExitCode:
+def _up(
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the cluster to be ready.",
+                                           min=5)] = 120.0,
+) -> ExitCode:
     """Build (if needed) and start the sandbox; print `export KUBECONFIG=<path>`."""
     console = console_for()
     root = running.state_root()
@@ -27,7 +32,7 @@ def _up() -> ExitCode:
             running.stop(root, log=console.info)
         try:
             binaries = building.ensure(log=console.info)
-            running.start(root, binaries=binaries, log=console.info)
+            running.start(root, binaries=binaries, log=console.info, timeout=timeout)
         except building.BuildError as err:
             console.info(err.tail)
             raise

@@ -177,8 +177,9 @@ def _go_env(**extra: str) -> dict[str, str]:
 
 def _check_go() -> str:
     go = shutil.which("go")
-    hint = (f"install Go ≥ {MIN_GO[0]}.{MIN_GO[1]} (go.dev/dl or your package manager) or set "
-            f"{BIN_ENV} to a directory of prebuilt {', '.join(CLUSTER_BINARIES)}")
+    hint = (f"install Go ≥ {MIN_GO[0]}.{MIN_GO[1]} (your package manager's or the official "
+            f"distribution) or set {BIN_ENV} to a directory of prebuilt "
+            f"{', '.join(CLUSTER_BINARIES)}")
     if go is None:
         raise ToolingError(f"Go is not on PATH: {hint}")
     out = subprocess.run([go, "env", "GOVERSION"], capture_output=True, text=True,

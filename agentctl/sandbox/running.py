@@ -35,6 +35,7 @@ Log = Callable[[str], None]
 DEFAULT_NAME = "agentctl"
 CONFIG_NAME = "sandbox.yaml"
 KUBECONFIG_NAME = "kubeconfig"
+_TIMED_OUT = 124  # the return code `_run` reports for a command it had to kill, as timeout(1)
 
 
 def _quiet(_: str) -> None:
@@ -103,7 +104,7 @@ def _run(args: Sequence[str], root: Path, log_file: Path, timeout: float,
             return proc
         except subprocess.TimeoutExpired:
             fh.write(f"timed out after {timeout:.0f} s\n")
-            return subprocess.CompletedProcess(list(args), 124)
+            return subprocess.CompletedProcess(list(args), _TIMED_OUT)
 
 
 def _spawn(args: Sequence[str], root: Path, log_file: Path) -> subprocess.Popen[str]:
@@ -161,6 +162,9 @@ def start(root: Path, name: str = DEFAULT_NAME, *,
         proc = _run([str(bins["kwokctl"]), f"--config={config}", "create", "cluster",
                      f"--name={name}", "--runtime=binary", f"--kubeconfig={sandbox.kubeconfig}",
                      f"--wait={int(timeout)}s"], root, log_file, timeout + 5)
+        if proc.returncode == _TIMED_OUT:
+            raise _start_failed(sandbox, f"not ready within {timeout:.0f} s (see the logs; "
+                                         f"a slow machine may need a longer timeout)")
         if proc.returncode != 0:
             raise _start_failed(sandbox, f"kwokctl create cluster exited {proc.returncode}")
         # The ServiceAccount controller starts on its own schedule: wait for it alongside the

@@ -49,6 +49,7 @@ def _build_log() -> str:
 @pytest.fixture(scope="session")
 def binaries() -> dict[str, Path]:
     """The cluster binaries, already built (or from `$AGENTCTL_SANDBOX_BIN`)."""
+    failure: tuple[str, str] | None = None
     try:
         missing = building.missing()
         if missing:
@@ -57,7 +58,9 @@ def binaries() -> dict[str, Path]:
         found = building.ensure()
         building.stage_root()
     except ToolingError as err:
-        _unavailable(str(err), _build_log())
+        failure = (str(err), _build_log())
+    if failure:  # outside `except`, so the report is not a chained traceback
+        _unavailable(*failure)
     return found
 
 
@@ -65,11 +68,14 @@ def binaries() -> dict[str, Path]:
 def cluster(binaries: dict[str, Path]) -> Iterator[Cluster]:
     progress: list[str] = []
     with ExitStack() as stack:
+        failure: tuple[str, str] | None = None
         try:
             sandbox = stack.enter_context(running.running(binaries=binaries,
                                                           log=progress.append))
         except ToolingError as err:  # StartError carries the component logs
-            _unavailable(str(err), "\n".join([*progress, getattr(err, "logs", "")]))
+            failure = (str(err), "\n".join([*progress, getattr(err, "logs", "")]))
+        if failure:
+            _unavailable(*failure)
         new_client: Any = k8s_config.new_client_from_config  # the client is untyped
         api = new_client(config_file=str(sandbox.kubeconfig))
         stack.callback(api.close)

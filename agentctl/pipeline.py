@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agentctl import blueprints, finishing, loading, merging, validating, writing
+from agentctl import blueprints, finishing, loading, merging, writing
 from agentctl.errors import InputError, Problem, StaleOutputError
 from agentctl.inputs import Inputs
 from agentctl.manifests import Manifest, applyset_id, applyset_parent_name
@@ -81,7 +81,8 @@ def render(root: Path, envs: tuple[str, ...] = (), all_envs: bool = False,
             try:
                 blueprint = blueprints.find(item.agent.spec.blueprint, local_blueprints, root)
             except InputError as err:
-                problems += [p if p.file else item.sources[1].problem(("blueprint",), p.message)
+                problems += [p if p.file else item.sources[1].problem(("blueprint",), p.message,
+                                                                    field="spec.blueprint")
                              for p in err.problems]
                 continue
             out = Rendered()
@@ -112,6 +113,8 @@ def validate(root: Path, envs: tuple[str, ...] = (), all_envs: bool = False,
              strict: bool = False) -> ValidateResult:
     """Everything render checks, plus every object against the Kubernetes schemas offline.
     Without --env, every environment is validated. With `strict`, warnings are errors."""
+    from agentctl import validating  # jsonschema and the schemas: only when validating
+
     result = render(root, envs, all_envs or not envs)
     problems: list[Problem] = []
     checked = validating.validate_objects(result.manifests)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import signal
 import threading
@@ -95,6 +96,22 @@ def _merge(base: Any, patch: Any) -> Any:
     return result
 
 
+_ENVIRONMENTS: dict[Path, SandboxedEnvironment] = {}
+"""One environment per blueprint folder for the life of the process (compiled templates)."""
+
+
+def _bytecode_cache() -> jinja2.BytecodeCache | None:
+    """Compiled templates cached on disk (keyed by their source's checksum), so a cold start
+    does not recompile the blueprint library. Disabled if the cache folder is not writable."""
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    folder = base / "agentctl" / "jinja"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return jinja2.FileSystemBytecodeCache(str(folder))
+
+
 def build_environment(folder: Path) -> SandboxedEnvironment:
     """The Jinja2 environment of a blueprint folder, built only here: sandboxed, strict,
     JSON-finalised, a fixed set of filters, includes only from the blueprint's own folder."""
@@ -107,8 +124,9 @@ def build_environment(folder: Path) -> SandboxedEnvironment:
         trim_blocks=True,
         lstrip_blocks=True,
         extensions=["jinja2.ext.do", "jinja2.ext.loopcontrols"],
-        auto_reload=False,
+        auto_reload=True,  # a changed template is recompiled; an unchanged one costs one stat
         cache_size=400,
+        bytecode_cache=_bytecode_cache(),
     )
     for name in ("random", "filesizeformat", "urlize", "xmlattr", "wordwrap"):
         env.filters.pop(name, None)
@@ -131,13 +149,10 @@ class Rendered:
 class Renderer:
     """Renders agents through blueprints; compiled templates are cached per blueprint."""
 
-    def __init__(self) -> None:
-        self._envs: dict[Path, SandboxedEnvironment] = {}
-
     def _template(self, blueprint: Blueprint, name: str) -> jinja2.Template:
-        env = self._envs.get(blueprint.folder)
+        env = _ENVIRONMENTS.get(blueprint.folder)
         if env is None:
-            env = self._envs[blueprint.folder] = build_environment(blueprint.folder)
+            env = _ENVIRONMENTS[blueprint.folder] = build_environment(blueprint.folder)
         return env.get_template(name)
 
     def render(self, agent: Agent, environment: Environment, blueprint: Blueprint,

@@ -8,10 +8,10 @@ and `write_chart_values` as Helm values (`values.yaml` with the agents, `values-
 each environment's namespace, defaults and per-agent overrides).
 
 Invariants: deterministic (same count and seed → same bytes); every agent is valid and uses only
-what the built-in `agent` blueprint renders (Deployment or StatefulSet, Service, ServiceAccount,
-ConfigMap), so `agentctl render` and `helm template` produce the same kind/namespace/name set;
-no text contains `<`, `>` or `&` (Go's JSON escapes them, Python's does not, which would make
-otherwise equal objects differ in the comparison test).
+what `benchmarks/chart` also renders (Deployment or StatefulSet, Services, ServiceAccount,
+ConfigMap, PodDisruptionBudget), so `agentctl render` and `helm template` produce the same
+kind/namespace/name set; no text contains `<`, `>` or `&` (Go's JSON escapes them, Python's does
+not, which would make otherwise equal objects differ in the comparison test).
 
 Run `python -m benchmarks.fleet --agents 1000 DIR` to write a project and its Helm values.
 """
@@ -239,11 +239,14 @@ def _environments(rng: random.Random, agents: list[dict[str, Any]]) -> dict[str,
                                       "metrics": {"monitor": "annotations"}},
                     "resources": {"requests": {"cpu": "50m", "memory": "256Mi"}}}
     shared_defaults = {"observability": {"metrics": {"monitor": "annotations"}}}
+    dev_overrides: dict[str, dict[str, Any]] = {}
     prod_overrides: dict[str, dict[str, Any]] = {}
     staging_overrides: dict[str, dict[str, Any]] = {}
     for agent in agents:
         name, spec = agent["metadata"]["name"], agent["spec"]
         shared_session = spec.get("memory", {}).get("session") is not None
+        if spec.get("replicas", 1) > 1 and rng.random() < 0.3:
+            dev_overrides[name] = {"replicas": 1}  # and so no PodDisruptionBudget in dev
         draw = rng.random()
         if draw < 0.1 and shared_session:
             prod_overrides[name] = {"replicas": spec.get("replicas", 1) + 2}
@@ -254,7 +257,7 @@ def _environments(rng: random.Random, agents: list[dict[str, Any]]) -> dict[str,
             staging_overrides[name] = {"observability": {"logging": {"level": "debug"}}}
     envs = {
         "dev": {"cluster": {"context": "kind-dev"}, "namespace": "agents-dev",
-                "capabilities": [], "defaults": dev_defaults, "agents": {},
+                "capabilities": [], "defaults": dev_defaults, "agents": dev_overrides,
                 "policy": {"podSecurity": ["restricted", "baseline"]}, "prune": True},
         "staging": {"cluster": {"context": "staging-eu"}, "namespace": "agents-staging",
                     "capabilities": ["monitoring.coreos.com/v1/ServiceMonitor"],

@@ -114,7 +114,8 @@ def test_helm_chart_renders_the_same_identities(env: str, rendered: Path,
     assert len(theirs) == len(helm.identities(theirs)), "helm rendered an object twice"
     assert helm.identities(ours) == helm.identities(theirs)
     kinds = {kind for kind, _, _ in helm.identities(ours)}
-    assert kinds == {"ConfigMap", "Deployment", "Service", "ServiceAccount", "StatefulSet"}
+    assert kinds == {"ConfigMap", "Deployment", "PodDisruptionBudget", "Service",
+                     "ServiceAccount", "StatefulSet"}
     assert {ns for _, ns, _ in helm.identities(ours)} == {f"agents-{env}"}
 
 
@@ -126,12 +127,12 @@ def test_helm_chart_renders_equivalent_content(env: str, rendered: Path,
     different = [key for key in sorted(ours)
                  if helm.comparable(ours[key]) != helm.comparable(theirs.get(key, {}))]
     assert not different, different
-    # Hashes agree wherever no JSON text is hashed (Services, ServiceAccounts): the chart
-    # really computes agentctl's digest rather than a placeholder.
-    same_digest = [key for key in ours if key[0] in ("Service", "ServiceAccount")
-                   and ours[key]["metadata"]["annotations"][helm.DIGEST]
-                   == theirs[key]["metadata"]["annotations"][helm.DIGEST]]
-    assert len(same_digest) == len([k for k in ours if k[0] in ("Service", "ServiceAccount")])
+    # Digests agree wherever no JSON text is hashed: the chart really computes agentctl's
+    # digest (sha256 of the canonical JSON) rather than a placeholder.
+    plain = [key for key in ours if key[0] in ("Service", "ServiceAccount", "PodDisruptionBudget")]
+    assert plain
+    assert [key for key in plain if ours[key]["metadata"]["annotations"][helm.DIGEST]
+            != theirs[key]["metadata"]["annotations"][helm.DIGEST]] == []
 
 
 def test_comparable_keeps_real_differences() -> None:

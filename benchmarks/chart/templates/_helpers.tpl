@@ -32,6 +32,11 @@ dict it is given (Go templates return only strings).
       "agent.inferensys.com/track" "main") $agentLabels) -}}
 {{- $_ := set . "selector" (dict "app.kubernetes.io/name" $name "agent.inferensys.com/track" "main") -}}
 {{- $_ := set . "configMap" (printf "%s-config" $name) -}}
+{{- $metricsPort := $spec.observability.metrics.port -}}
+{{- $_ := set . "separateMetricsPort" (and $metricsPort (ne (toString $metricsPort) (toString $spec.runtime.port))) -}}
+{{- $ports := list (dict "name" "http" "port" $spec.network.service.port "targetPort" "http" "protocol" "TCP") -}}
+{{- if .separateMetricsPort }}{{ $ports = append $ports (dict "name" "metrics" "port" $metricsPort "targetPort" "metrics" "protocol" "TCP") }}{{ end -}}
+{{- $_ := set . "servicePorts" $ports -}}
 {{- $sa := $spec.runtime.serviceAccount | default (dict "create" true) -}}
 {{- $_ := set . "serviceAccount" $sa -}}
 {{- $tools := list -}}

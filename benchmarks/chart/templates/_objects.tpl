@@ -23,12 +23,33 @@ apiVersion: v1
 kind: Service
 metadata:
   name: {{ .name | toJson }}
+  labels: {"agent.inferensys.com/service-role": "main"}
 spec:
   type: {{ .spec.network.service.type | toJson }}
   selector: {{ .selector | toJson }}
-  ports:
-  - name: http
-    port: {{ .spec.network.service.port | toJson }}
-    targetPort: http
-    protocol: TCP
+  ports: {{ .servicePorts | toJson }}
+{{- end -}}
+
+{{- define "bench.headless" -}}
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{ printf "%s-headless" .name | toJson }}
+  labels: {"agent.inferensys.com/service-role": "headless"}
+spec:
+  clusterIP: None
+  publishNotReadyAddresses: true
+  selector: {{ .selector | toJson }}
+  ports: {{ .servicePorts | toJson }}
+{{- end -}}
+
+{{- define "bench.pdb" -}}
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: {{ .name | toJson }}
+spec:
+  maxUnavailable: {{ dig "network" "pdb" "maxUnavailable" 1 .spec | toJson }}
+  selector:
+    matchLabels: {{ dict "app.kubernetes.io/name" .name | toJson }}
 {{- end -}}

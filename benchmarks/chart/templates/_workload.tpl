@@ -14,7 +14,7 @@
       "readOnlyRootFilesystem" true "runAsNonRoot" true "seccompProfile" (dict "type" "RuntimeDefault") -}}
 {{- range $k, $val := dig "security" "securityContext" dict $spec }}{{ $_ := set $containerSecurity $k $val }}{{ end -}}
 {{- $podSecurity := dict "runAsNonRoot" true "runAsUser" 65532 "runAsGroup" 65532 "fsGroup" 65532
-      "seccompProfile" (dict "type" "RuntimeDefault") -}}
+      "fsGroupChangePolicy" "OnRootMismatch" "seccompProfile" (dict "type" "RuntimeDefault") -}}
 {{- range $k, $val := dig "security" "podSecurityContext" dict $spec }}{{ $_ := set $podSecurity $k $val }}{{ end -}}
 {{- /* Environment: downward API, config, model credentials, memory, logging, then the agent's. */ -}}
 {{- $env := list
@@ -67,7 +67,7 @@
 {{- end -}}
 {{- end -}}
 {{- $ports := list (dict "name" "http" "containerPort" $spec.runtime.port "protocol" "TCP") -}}
-{{- if and $metrics.port (ne (toString $metrics.port) (toString $spec.runtime.port)) -}}
+{{- if .separateMetricsPort -}}
 {{- $ports = append $ports (dict "name" "metrics" "containerPort" $metrics.port "protocol" "TCP") -}}
 {{- end -}}
 {{- $podAnnotations := dict "agent.inferensys.com/config-hash" (toJson (dict $cm .configData) | sha256sum) -}}
@@ -107,13 +107,16 @@
 {{- $_ := set $workload "strategy" (dict "type" "RollingUpdate" "rollingUpdate" $spec.rollout.rollingUpdate) -}}
 {{- end -}}
 {{- else -}}
-{{- $_ := set $workload "serviceName" $name -}}
+{{- $_ := set $workload "serviceName" (printf "%s-headless" $name) -}}
+{{- $_ := set $workload "podManagementPolicy" "Parallel" -}}
 {{- $_ := set $workload "updateStrategy" (dict "type" "RollingUpdate") -}}
+{{- $_ := set $workload "persistentVolumeClaimRetentionPolicy" (dict "whenDeleted" "Retain" "whenScaled" "Retain") -}}
 {{- end -}}
 apiVersion: apps/v1
 kind: {{ $spec.workload.kind | toJson }}
 metadata:
   name: {{ $name | toJson }}
+  labels: {"agent.inferensys.com/track": "main"}
   {{- with $spec.description }}
   annotations:
     agent.inferensys.com/description: {{ . | toJson }}

@@ -214,30 +214,37 @@ def _pid_files(root: Path) -> list[Path]:
     return sorted(root.glob("clusters/*/pids/*.pid"))
 
 
-def _mentions(pid: int, root: Path) -> bool:
-    """Whether process `pid` runs from `root` (working directory or command line)."""
-    needle = str(root.resolve())
-    proc = Path("/proc") / str(pid)
+def _argv(pid: int) -> list[str]:
     try:
-        cwd = os.readlink(proc / "cwd")
-        if cwd == needle or cwd.startswith(needle + "/"):
-            return True
-        return needle in (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(
-            errors="replace")
+        raw = (Path("/proc") / str(pid) / "cmdline").read_bytes()
     except OSError:
-        return False
+        return []
+    return [a.decode(errors="replace") for a in raw.split(b"\0") if a]
 
 
 def processes(root: Path) -> list[int]:
-    """Live processes that belong to the cluster(s) under `root` (Linux /proc)."""
-    pids = set()
+    """Live processes of the cluster(s) under `root` (Linux /proc): those started from it
+    (kwokctl execs each component through a link in `root/clusters/<name>/bin/`) and those its
+    pid files name, if their command line still names `root` (a pid may have been reused).
+
+    A shell or editor that merely sits in `root` is not one of them."""
+    prefixes = tuple({str(root.absolute()) + "/", str(root.resolve()) + "/"})
+    from_files = set()
     for pid_file in _pid_files(root):
         with contextlib.suppress(OSError, ValueError):
-            pids.add(int(pid_file.read_text().strip()))
+            from_files.add(int(pid_file.read_text().strip()))
+    found = []
     with contextlib.suppress(OSError):
-        pids.update(int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit())
-    me = os.getpid()
-    return sorted(p for p in pids if p != me and _mentions(p, root) and _alive(p))
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            pid = int(entry.name)
+            argv = _argv(pid)
+            started_here = bool(argv) and argv[0].startswith(prefixes)
+            named = pid in from_files and any(p in a for a in argv for p in prefixes)
+            if (started_here or named) and _alive(pid):
+                found.append(pid)
+    return sorted(found)
 
 
 def _alive(pid: int) -> bool:

@@ -60,10 +60,17 @@ def test_stop_leaves_no_process_and_no_directory(binaries: dict[str, Path]) -> N
         root = sandbox.root
         procs = _under(root)
         assert _names(procs) >= COMPONENTS
-    assert not root.exists()
-    assert _under(root) == []
-    _gone, alive = psutil.wait_procs(procs, timeout=5)
-    assert alive == []
+        # A shell that merely sits in the directory is not the sandbox's to kill.
+        bystander = subprocess.Popen(["sleep", "120"], cwd=root)
+    try:
+        assert not root.exists()
+        assert [p for p in _under(root) if p.pid != bystander.pid] == []
+        _gone, alive = psutil.wait_procs(procs, timeout=5)
+        assert alive == []
+        assert bystander.poll() is None
+    finally:
+        bystander.kill()
+        bystander.wait()
 
 
 def test_failed_start_stops_what_it_started(binaries: dict[str, Path], tmp_path: Path) -> None:

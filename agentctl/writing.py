@@ -10,6 +10,7 @@ the same bytes on any machine. `check` compares without writing.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,14 @@ class _Dumper(_BaseDumper):  # type: ignore[misc]
     pass
 
 
+# Strings that YAML 1.1 (PyYAML) leaves plain but YAML 1.2 and Go's YAML (kubectl, Flux) read as
+# numbers, such as 1e3, 08 or 0o17: quoted, so every reader sees the same string.
+_NUMBER_LIKE = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?|0o[0-7]+")
+
+
 def _str(dumper: Any, value: str) -> Any:
+    if _NUMBER_LIKE.fullmatch(value):
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="'")
     style = "|" if "\n" in value and not _needs_quotes(value) else None
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 

@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 import typer
 import yaml
+from ruamel.yaml import YAML
 from typer.testing import CliRunner, Result
 
 from agentctl.cli import app
@@ -55,8 +56,24 @@ def merged(base: Any, patch: Any) -> Any:
     return out
 
 
+class InputDumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
+    """Writes test input as a person would: strings that YAML 1.2 (agentctl's loader) reads as
+    numbers are quoted, and libyaml escapes what the pure emitter would mangle (U+0085)."""
+
+
+def _quoted_if_number_like(dumper: Any, value: str) -> Any:
+    style = '"' if NUMBER_LIKE.fullmatch(value) else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+NUMBER_LIKE = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?"
+                         r"|0o[0-7]+|0x[0-9a-fA-F]+")
+InputDumper.add_representer(str, _quoted_if_number_like)
+
+
 def dump(doc: Any) -> str:
-    return yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, width=4096)
+    return yaml.dump(doc, Dumper=InputDumper, sort_keys=False, default_flow_style=False,
+                     width=4096)
 
 
 def agent_doc(spec: dict[str, Any] | None = None, name: str = "x",
@@ -247,9 +264,13 @@ CASES: list[Bad] = [
     Bad("yaml-alias-bomb", {AGENT_FILE: BILLION_LAUGHS}, AT_AGENT, "alias bomb"),
     Bad("yaml-recursive-alias", {AGENT_FILE: RECURSIVE_ALIAS}, AT_AGENT, "alias"),
     Bad("yaml-duplicate-key", {AGENT_FILE: DUPLICATE_KEY}, AT_AGENT, "replicas"),
+    Bad("yaml-deep-nesting", {AGENT_FILE: agent() + "  x: " + "[" * 500 + "]" * 500 + "\n"},
+        r"agents/x\.yaml", "invalid YAML"),
+    Bad("yaml-file-too-large", {AGENT_FILE: agent() + "  y: " + "x" * (5 << 20) + "\n"},
+        r"agents/x\.yaml", "larger than"),
     Bad("yaml-duplicate-key-env", {ENV_FILE: env() + "prune: true\nprune: false\n"}, AT_ENV,
         "prune"),
-    Bad("yaml-python-tag", {AGENT_FILE: PYTHON_TAG}, AT_AGENT, "spec.description"),
+    Bad("yaml-python-tag", {AGENT_FILE: PYTHON_TAG}, AT_AGENT, "could not determine a constructor"),
     Bad("yaml-not-a-mapping", {AGENT_FILE: "- just\n- a list\n"}, r"agents/x\.yaml:\d+:\d+",
         "mapping"),
     Bad("yaml-not-utf8", {AGENT_FILE: None}, r"agents/bin\.yaml",
@@ -352,6 +373,11 @@ CASES: list[Bad] = [
     # across files
     Bad("duplicate-agent", {"agents/y.yaml": SECOND_AGENT}, r"agents/y\.yaml:\d+:\d+",
         "metadata.name", also=("agents/x.yaml",)),
+    Bad("unknown-field-set-to-null", {AGENT_FILE: agent() + "  scalling: null\n"}, AT_AGENT,
+        "spec.scalling"),
+    Bad("missing-field-not-blamed-on-override", {
+        AGENT_FILE: agent({"model": None}), ENV_FILE: env({"agents": {"x": {"replicas": 1}}})},
+        AT_AGENT, "spec.model"),
     Bad("override-unknown-agent", {ENV_FILE: env({"agents": {"ghost": {"replicas": 1}}})},
         AT_ENV, "spec.agents.ghost"),
     Bad("override-null-required", {ENV_FILE: env({"agents": {"x": {"runtime": {
@@ -475,9 +501,13 @@ PAYLOADS: dict[str, str] = {
     "whitespace": "  leading and trailing spaces  \t",
     "controls": "\x00\x07\x1b[31mred\x1b[0m\x7f",
     "scalar-lookalike": "null",
+    "exponent": "1e3",
+    "leading-zero": "08",
+    "octal": "0o17",
     "long-line": "word " * 3000,
 }
-"""Values that would add keys, documents or objects if interpolated as text; or change type."""
+"""Values that would add keys, documents or objects if interpolated as text, or change type when
+a YAML 1.1 or 1.2 reader (PyYAML, kubectl, Flux, ruamel) reads them back."""
 
 BLANK = "plain"
 """The control value: the same project with a harmless string in the same field."""
@@ -559,6 +589,9 @@ def rendered(root: Path) -> tuple[set[tuple[str, str, str, str]], list[dict[str,
     assert result.exit_code == 0, result.output
     assert "Traceback" not in result.output
     docs = [d for d in yaml.safe_load_all(result.stdout) if d is not None]
+    # kubectl and Flux read the files with other YAML parsers: all must see the same data.
+    assert docs == [d for d in YAML(typ="safe", pure=True).load_all(result.stdout)
+                    if d is not None]
     refs = {(d["apiVersion"], d["kind"], d["metadata"].get("namespace", ""),
              d["metadata"]["name"]) for d in docs}
     return refs, docs

@@ -1,7 +1,8 @@
 """Stage 1, files → validated models.
 
 Reads `agentctl.yaml` (optional), `environments/*.yaml` and `agents/*.yaml` (multi-document) of a
-project with a round-trip YAML parser, so every problem can name `file:line:col` and the field.
+project with libyaml (positions from a lazy round-trip parse, see yamlparsing.py), so every
+problem can name `file:line:col` and the field.
 All problems of all files are collected and raised together as one `InputError`. Duplicate keys
 and alias bombs are refused; agent specs are kept as plain data here and validated after the
 environment merge (merging.py), where defaults may still fill them in.
@@ -10,16 +11,15 @@ environment merge (merging.py), where defaults may still fill them in.
 from __future__ import annotations
 
 import datetime
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import yaml
 from pydantic import ValidationError
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.constructor import ConstructorError, RoundTripConstructor
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+from agentctl import yamlparsing
 from agentctl.errors import Problem
 from agentctl.inputs import AgentDoc, EnvironmentDoc, Inputs
 from agentctl.model.agent import AGENT_API_VERSION, AgentMeta
@@ -28,6 +28,7 @@ from agentctl.sources import Source, problems_from
 
 MAX_NODES = 100_000
 """Expanded YAML nodes per document; far above any real agent, far below an alias bomb."""
+MAX_DEPTH = 200
 MAX_FILE_BYTES = 4 * 1024 * 1024
 PROJECT_FILE = "agentctl.yaml"
 
@@ -93,23 +94,6 @@ def _yaml_files(folder: Path) -> list[Path]:
                   if p.suffix in (".yaml", ".yml") and not p.name.startswith(".") and p.is_file())
 
 
-class _Constructor(RoundTripConstructor):
-    """ruamel builds an anchor used inside itself as null, silently; refuse it instead."""
-
-    def construct_object(self, node: Any, deep: bool = False) -> Any:
-        if node not in self.constructed_objects and node in self.recursive_objects:
-            raise ConstructorError(None, None, "recursive alias (an anchor used inside itself)",
-                                   node.start_mark)
-        return super().construct_object(node, deep)
-
-
-def _yaml() -> YAML:
-    yaml = YAML(typ="rt", pure=True)
-    yaml.Constructor = _Constructor
-    yaml.allow_duplicate_keys = False
-    return yaml
-
-
 def _documents(path: Path, root: Path, problems: list[Problem]) -> Iterator[tuple[Any, Source]]:
     """Yield (plain data, source) per non-empty document; record problems instead of raising."""
     name = _rel(path, root)
@@ -123,36 +107,47 @@ def _documents(path: Path, root: Path, problems: list[Problem]) -> Iterator[tupl
         problems.append(Problem(file=name, message=f"cannot read: {err}"))
         return
     try:
-        docs = list(_yaml().load_all(text))
-    except MarkedYAMLError as err:
+        docs = yamlparsing.load_all(text)
+    except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         what = " ".join(str(p) for p in (err.context, err.problem) if p)
         problems.append(Problem(file=name, line=(mark.line + 1) if mark else 0,
                                 col=(mark.column + 1) if mark else 0,
                                 message=f"invalid YAML: {what}".strip()))
         return
-    except (YAMLError, RecursionError, ValueError) as err:
+    except (yaml.YAMLError, RecursionError, ValueError) as err:
         problems.append(Problem(file=name, message=f"invalid YAML: {err}"))
         return
-    for doc in docs:
+    trees = yamlparsing.PositionTrees(text)
+    for index, doc in enumerate(docs):
         if doc is None:
             continue
-        source = Source(file=name, root=doc)
-        size = _expanded_size(doc, {}, 0)
-        if size > MAX_NODES:
+        source = Source(file=name, root=functools.partial(trees.document, index))
+        try:
+            too_big = _expanded_size(doc, {}, 0) > MAX_NODES
+        except _TooDeep:
+            problems.append(source.problem((), f"invalid YAML: nested deeper than {MAX_DEPTH} "
+                                           "levels", field=""))
+            continue
+        if too_big:
             problems.append(source.problem((), f"document expands to more than {MAX_NODES} "
                                            "nodes (an alias bomb?)", field=""))
             continue
-        if not isinstance(doc, CommentedMap):
+        if not isinstance(doc, dict):
             problems.append(source.problem((), "a document must be a mapping", field=""))
             continue
         yield plain(doc), source
 
 
+class _TooDeep(Exception):
+    pass
+
+
 def _expanded_size(node: Any, memo: dict[int, int], depth: int) -> int:
-    """Nodes the document would have with every alias expanded, in linear time."""
-    if depth > 200:
-        return MAX_NODES + 1
+    """Nodes the document would have with every alias expanded, in linear time; raises
+    `_TooDeep` past MAX_DEPTH levels."""
+    if depth > MAX_DEPTH:
+        raise _TooDeep
     key = id(node)
     if key in memo:
         return memo[key]
@@ -170,9 +165,9 @@ def _expanded_size(node: Any, memo: dict[int, int], depth: int) -> int:
 
 def plain(node: Any) -> Any:
     """Round-trip YAML nodes → plain JSON-compatible Python data."""
-    if isinstance(node, CommentedMap | dict):
+    if isinstance(node, dict):
         return {str(k) if not isinstance(k, str) else k: plain(v) for k, v in node.items()}
-    if isinstance(node, CommentedSeq | list):
+    if isinstance(node, list):
         return [plain(v) for v in node]
     if isinstance(node, bool) or node is None:
         return node

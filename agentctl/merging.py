@@ -16,7 +16,7 @@ from agentctl.errors import InputError, Problem
 from agentctl.inputs import AgentDoc, EnvironmentDoc, Inputs
 from agentctl.model.agent import Agent, AgentMeta, AgentSpec
 from agentctl.model.environment import Environment
-from agentctl.sources import Source, problems_from
+from agentctl.sources import Source, field_path, null_unknowns, problems_from, unknown_field
 
 
 @dataclass
@@ -66,9 +66,14 @@ def _resolve_one(doc: AgentDoc, env: EnvironmentDoc,
     merged = merge_patch(merge_patch(spec_env.defaults, doc.data["spec"]), overrides)
     sources = [
         Source(env.source.file, env.source.root, ("spec", "agents", doc.name)),
-        Source(doc.source.file, doc.source.root, ("spec",)),
+        Source(doc.source.file, doc.source.root, ("spec",), primary=True),
         Source(env.source.file, env.source.root, ("spec", "defaults")),
     ]
+    for patch, source in ((overrides, sources[0]), (doc.data["spec"], sources[1]),
+                          (spec_env.defaults, sources[2])):
+        for loc in null_unknowns(patch, AgentSpec):
+            problems.append(source.problem(loc, unknown_field(AgentSpec, loc),
+                                           field_path(("spec", *loc))))
     try:
         spec = AgentSpec.model_validate(merged)
     except ValidationError as err:

@@ -33,12 +33,15 @@ class Source:
 
     file: str
     root: Any
+    """The document's round-trip node tree, or a function returning it (parsed on demand)."""
     at: Loc = ()
+    primary: bool = False
+    """Blamed for a field that no source sets (the agent file, not an override of it)."""
 
     def locate(self, loc: Loc) -> tuple[int, int, int]:
         """(line, col, depth): the 1-based position of the deepest node of `at + loc` present in
         the file, and how many segments of `loc` were found (-1: not even `at` is there)."""
-        node = self.root
+        node = self.root() if callable(self.root) else self.root
         line, col = _node_pos(node)
         depth = -1
         for i, key in enumerate((*self.at, *loc)):
@@ -100,9 +103,7 @@ def message_of(error: Any, model: type[BaseModel] | None = None, loc: Loc = ()) 
     if kind == "missing":
         return "required field is missing"
     if kind == "extra_forbidden":
-        name = str(loc[-1]) if loc else ""
-        hint = _did_you_mean(model, loc[:-1], name)
-        return f"unknown field {name!r}" + (f" (did you mean {hint!r}?)" if hint else "")
+        return unknown_field(model, loc)
     if kind == "string_pattern_mismatch":
         pattern = (error.get("ctx") or {}).get("pattern", "")
         hint = PATTERN_HINTS.get(pattern, f"must match {pattern}")
@@ -156,6 +157,39 @@ def problems_from(err: ValidationError, data: Any, sources: Iterable[Source],
 
 def attribute(sources: Sequence[Source], loc: Loc, message: str, field: str) -> Problem:
     """A problem about `loc`, placed in the source that introduced it: the one where the path
-    reaches deepest, earlier sources winning ties (overrides, then the agent, then defaults)."""
-    best = max(sources, key=lambda s: s.locate(loc)[2])
+    reaches deepest, earlier sources winning ties (overrides, then the agent, then defaults);
+    when no source reaches the field itself, the primary source (the agent file) wins ties."""
+
+    def rank(item: tuple[int, Source]) -> tuple[int, int, int]:
+        index, source = item
+        depth = source.locate(loc)[2]
+        return (depth, int(source.primary and depth < len(loc)), -index)
+
+    best = max(enumerate(sources), key=rank)[1]
     return best.problem(loc, message, field)
+
+
+def unknown_field(model: type[BaseModel] | None, loc: Loc) -> str:
+    """`unknown field 'x' (did you mean 'y'?)` for the last segment of `loc`."""
+    name = str(loc[-1]) if loc else ""
+    hint = _did_you_mean(model, loc[:-1], name)
+    return f"unknown field {name!r}" + (f" (did you mean {hint!r}?)" if hint else "")
+
+
+def null_unknowns(data: Any, model: type[BaseModel], loc: Loc = ()) -> list[Loc]:
+    """Paths of keys set to null that name no field. A merge patch deletes null keys before
+    validation could see them, so a misspelt key meant to remove a default is caught here."""
+    if not isinstance(data, dict):
+        return []
+    fields = {(f.alias or n): f for n, f in model.model_fields.items()}
+    found: list[Loc] = []
+    for key, value in data.items():
+        info = fields.get(key)
+        if info is None:
+            if value is None:
+                found.append((*loc, key))
+            continue
+        inner = _model_in(info.annotation)
+        if inner is not None and isinstance(value, dict):
+            found += null_unknowns(value, inner, (*loc, key))
+    return found

@@ -55,12 +55,15 @@ def test_crd_shape(crd: dict[str, Any]) -> None:
     assert crd["kind"] == "CustomResourceDefinition"
     assert crd["metadata"]["name"] == "agents.agent.inferensys.com"
     version = crd["spec"]["versions"][0]
-    assert version["name"] == "v1alpha1" and version["storage"] and version["served"]
+    assert version["name"] == "v1alpha1"
+    assert version["storage"]
+    assert version["served"]
     assert version["subresources"] == {"status": {}}
     columns = [c["name"] for c in version["additionalPrinterColumns"]]
     assert columns == ["Phase", "Ready", "Age"]
     text = json.dumps(crd)
-    assert "$ref" not in text and "$defs" not in text and '"default"' not in text
+    for construct in ("$ref", "$defs", '"default"'):
+        assert construct not in text
 
 
 def test_crd_schema_accepts_the_example_agents(crd: dict[str, Any]) -> None:

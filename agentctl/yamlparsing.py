@@ -1,0 +1,108 @@
+"""Reading user YAML fast, with positions only when they are needed.
+
+Agent and environment files are parsed with libyaml (PyYAML's C parser) under YAML 1.2 core
+schema rules (`yes`, `on` and `010` are a string, a string and ten, as in ruamel.yaml), refusing
+duplicate keys. Positions for error messages come from a round-trip parse with ruamel.yaml,
+done lazily, only for a file that has a problem to report: a fleet of valid files never pays for
+the pure-Python parser.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cached_property
+from typing import Any
+
+import yaml
+from ruamel.yaml import YAML
+from ruamel.yaml.constructor import ConstructorError as RuamelConstructorError
+from ruamel.yaml.constructor import RoundTripConstructor
+from ruamel.yaml.error import YAMLError as RuamelYAMLError
+
+_Base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Resolver(yaml.resolver.Resolver):
+    """YAML 1.2 core schema implicit types (PyYAML implements YAML 1.1)."""
+
+
+_Resolver.yaml_implicit_resolvers = {}
+for _tag, _pattern, _first in (
+    ("tag:yaml.org,2002:bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+    ("tag:yaml.org,2002:int", r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$",
+     "-+0123456789"),
+    ("tag:yaml.org,2002:float",
+     r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+     r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$", "-+0123456789."),
+    ("tag:yaml.org,2002:null", r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
+):
+    _Resolver.add_implicit_resolver(_tag, re.compile(_pattern), list(_first))
+
+
+class DuplicateKeyError(yaml.MarkedYAMLError):
+    pass
+
+
+class Loader(_Base, _Resolver):  # type: ignore[misc]
+    """libyaml parser, YAML 1.2 core types, duplicate keys refused."""
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+            except TypeError:
+                duplicate = False
+            if duplicate:
+                raise DuplicateKeyError("while constructing a mapping", node.start_mark,
+                                        f"found duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+    def construct_yaml_int(self, node: Any) -> int:
+        value = str(self.construct_scalar(node))
+        if value.startswith("0o"):
+            return int(value[2:], 8)
+        if value.startswith("0x"):
+            return int(value[2:], 16)
+        return int(value, 10)
+
+
+Loader.add_constructor("tag:yaml.org,2002:int", Loader.construct_yaml_int)
+
+
+def load_all(text: str) -> list[Any]:
+    """Every document of a stream (None for an empty one). Raises yaml.YAMLError."""
+    return list(yaml.load_all(text, Loader=Loader))
+
+
+class _RoundTripConstructor(RoundTripConstructor):
+    """ruamel builds an anchor used inside itself as null, silently; refuse it instead."""
+
+    def construct_object(self, node: Any, deep: bool = False) -> Any:
+        if node not in self.constructed_objects and node in self.recursive_objects:
+            raise RuamelConstructorError(None, None, "recursive alias (an anchor used inside "
+                                         "itself)", node.start_mark)
+        return super().construct_object(node, deep)
+
+
+class PositionTrees:
+    """The round-trip node trees of one file's documents, parsed on first use."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    @cached_property
+    def documents(self) -> list[Any]:
+        parser = YAML(typ="rt", pure=True)
+        parser.Constructor = _RoundTripConstructor
+        parser.allow_duplicate_keys = False
+        try:
+            return list(parser.load_all(self.text))
+        except (RuamelYAMLError, RecursionError, ValueError):
+            return []
+
+    def document(self, index: int) -> Any:
+        docs = self.documents
+        return docs[index] if 0 <= index < len(docs) else None

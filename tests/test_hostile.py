@@ -1,156 +1,44 @@
 """Hostile input, through the CLI as a user meets it.
 
-Input: small projects built in `tmp_path` from one minimal valid project (`agents/x.yaml`,
-`environments/dev.yaml`), each with one thing wrong: YAML syntax, alias bombs, duplicate keys,
-unknown fields, wrong types, bad names and label values, conflicting options, bad overrides and
-defaults, and local blueprints that break, escape the sandbox, loop, flood or violate policy.
+Input: small projects built in `tmp_path` from one minimal valid project (hostile/projects.py),
+each with one thing wrong: YAML syntax, alias bombs, recursion, duplicate keys, unknown fields,
+wrong types, bad names and label values, conflicting options, bad overrides and defaults, and local
+blueprints that break, escape the sandbox, loop, flood or violate the environment's policy.
 
 Invariants checked: `agentctl render` (and `validate`, once it exists) exits 2; one output line
 names the file that introduced the problem, with `:line:col` where the problem is in a YAML file
-(or the template's `:line` where it is in a template), and the field path; there is never a
-traceback. YAML-injection payloads in every free-text field either render as inert strings (the
-same objects as without the payload, the payload verbatim as a value) or, where a field's
-pattern forbids them, exit 2 naming the field.
+(or the template's `:line` where it is in a template; `Kind/namespace/name` for a rendered
+object), and the field path; there is never a traceback. YAML injection is covered in
+tests/hostile/test_injection.py.
 """
 
 from __future__ import annotations
 
-import copy
-import functools
 import json
 import re
-import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import typer
-import yaml
-from ruamel.yaml import YAML
-from typer.testing import CliRunner, Result
 
-from agentctl.cli import app
-
-AGENT_FILE = "agents/x.yaml"
-ENV_FILE = "environments/dev.yaml"
-AT_AGENT = r"agents/x\.yaml:\d+:\d+"
-AT_ENV = r"environments/dev\.yaml:\d+:\d+"
-BLUEPRINT = "blueprints/evil"
-
-
-# -- building projects -----------------------------------------------------------------------
-
-
-def merged(base: Any, patch: Any) -> Any:
-    """RFC 7386 merge for building test inputs (`None` deletes a key, lists replace)."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    out = copy.deepcopy(base) if isinstance(base, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            out.pop(key, None)
-        else:
-            out[key] = merged(out.get(key), value)
-    return out
-
-
-class InputDumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
-    """Writes test input as a person would: strings that YAML 1.2 (agentctl's loader) reads as
-    numbers are quoted, and libyaml escapes what the pure emitter would mangle (U+0085)."""
-
-
-def _quoted_if_number_like(dumper: Any, value: str) -> Any:
-    style = '"' if NUMBER_LIKE.fullmatch(value) else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
-
-
-NUMBER_LIKE = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?"
-                         r"|0o[0-7]+|0x[0-9a-fA-F]+")
-InputDumper.add_representer(str, _quoted_if_number_like)
-
-
-def dump(doc: Any) -> str:
-    return yaml.dump(doc, Dumper=InputDumper, sort_keys=False, default_flow_style=False,
-                     width=4096)
-
-
-def agent_doc(spec: dict[str, Any] | None = None, name: str = "x",
-              metadata: dict[str, Any] | None = None) -> dict[str, Any]:
-    base_spec = {
-        "description": "hello",
-        "runtime": {"image": "ghcr.io/example/x:1.0"},
-        "model": {"id": "gpt-4o"},
-    }
-    return {
-        "apiVersion": "agent.inferensys.com/v1alpha1",
-        "kind": "Agent",
-        "metadata": merged({"name": name}, metadata or {}),
-        "spec": merged(base_spec, spec or {}),
-    }
-
-
-def agent(spec: dict[str, Any] | None = None, name: str = "x",
-          metadata: dict[str, Any] | None = None) -> str:
-    return dump(agent_doc(spec, name, metadata))
-
-
-def env(spec: dict[str, Any] | None = None, name: str = "dev") -> str:
-    base_spec = {
-        "namespace": "agents-dev",
-        "defaults": {"observability": {"metrics": {"monitor": "annotations"}}},
-    }
-    return dump({
-        "apiVersion": "agentctl.inferensys.com/v1alpha1",
-        "kind": "Environment",
-        "metadata": {"name": name},
-        "spec": merged(base_spec, spec or {}),
-    })
-
-
-CONFIG_MAP = """\
-apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: {{ agent.metadata.name ~ "-cm" }}
-data:
-  id: {{ agent.spec.model.id }}
-"""
-
-
-def blueprint(template: str, handles: tuple[str, ...] = ("runtime", "model", "observability"),
-              name: str = "main.yaml.j2") -> dict[str, str]:
-    """A local blueprint `evil` with one template, and the agent using it."""
-    meta = {"name": "evil", "description": "test", "handles": list(handles)}
-    return {
-        f"{BLUEPRINT}/blueprint.yaml": dump(meta),
-        f"{BLUEPRINT}/{name}": template,
-        AGENT_FILE: agent({"blueprint": "evil"}),
-    }
-
-
-def write_project(root: Path, files: Mapping[str, str | None]) -> Path:
-    layout: dict[str, str | None] = {AGENT_FILE: agent(), ENV_FILE: env()}
-    layout.update(files)
-    for rel, text in layout.items():
-        if text is None:
-            continue
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    return root
-
-
-def commands() -> list[str]:
-    """render, plus validate once the CLI has it."""
-    names = typer.main.get_command(app).commands  # type: ignore[attr-defined]
-    return [c for c in ("render", "validate") if c in names]
-
-
-def invoke(root: Path, command: str = "render") -> Result:
-    return CliRunner().invoke(app, ["-C", str(root), command, "--env", "dev"])
-
+from tests.hostile.projects import (
+    AGENT_FILE,
+    AT_AGENT,
+    AT_ENV,
+    BLUEPRINT,
+    CONFIG_MAP,
+    ENV_FILE,
+    agent,
+    agent_doc,
+    blueprint,
+    commands,
+    dump,
+    env,
+    invoke,
+    write_project,
+)
 
 # -- the bad inputs --------------------------------------------------------------------------
 
@@ -486,155 +374,3 @@ def test_bad_input_exits_2_naming_file_line_and_field(case: Bad, tmp_path: Path)
                        f"{result.output}")
         for text in case.also:
             assert text in result.output, result.output
-
-
-# -- YAML injection --------------------------------------------------------------------------
-
-PAYLOADS: dict[str, str] = {
-    "new-document": "x\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: pwned\n"
-                    "  namespace: kube-system\n",
-    "new-key": "ok\nevil: true\nkind: Secret\n",
-    "template-text": "{{ agent.metadata.name }} {% if true %}x{% endif %} {# c #} ${HOME}",
-    "quotes": "\"'\\\" ' \\n `$(id)` \"}, {\"name\": \"INJECTED\", \"value\": \"1",
-    "line-separators": "line\u2028sep\u2029para\x85nel\r\nwin\rcr\vvt\x0cff",
-    "yaml-syntax": "# no comment &anchor *alias !!python/object:os.system [a, {b: c}] | > - ? :",
-    "whitespace": "  leading and trailing spaces  \t",
-    "controls": "\x00\x07\x1b[31mred\x1b[0m\x7f",
-    "scalar-lookalike": "null",
-    "exponent": "1e3",
-    "leading-zero": "08",
-    "octal": "0o17",
-    "long-line": "word " * 3000,
-}
-"""Values that would add keys, documents or objects if interpolated as text, or change type when
-a YAML 1.1 or 1.2 reader (PyYAML, kubectl, Flux, ruamel) reads them back."""
-
-BLANK = "plain"
-"""The control value: the same project with a harmless string in the same field."""
-
-
-
-def url_of(payload: str) -> str:
-    """The payload made into a URL (which may hold no whitespace and at most 2048 characters)."""
-    return "http://t/" + re.sub(r"\s", "", payload)[:1000]
-
-
-FREE_TEXT: dict[str, Any] = {
-    "description": lambda p: {AGENT_FILE: agent({"description": p})},
-    "env-value": lambda p: {AGENT_FILE: agent({"runtime": {"env": [
-        {"name": "GREETING", "value": p}]}})},
-    "model-id": lambda p: {AGENT_FILE: agent({"model": {"id": p}})},
-    "model-params": lambda p: {AGENT_FILE: agent({"model": {"params": {"style": p,
-                                                                       "nested": [p]}}})},
-    "system-message": lambda p: {AGENT_FILE: agent({"instructions": {"systemMessage": p}})},
-    "annotation": lambda p: {AGENT_FILE: agent(metadata={"annotations": {
-        "example.com/note": p}})},
-    "service-account-annotation": lambda p: {AGENT_FILE: agent({"runtime": {"serviceAccount": {
-        "create": True, "annotations": {"example.com/note": p}}}})},
-    "command-and-args": lambda p: {AGENT_FILE: agent({"runtime": {"command": ["/agent", p],
-                                                                  "args": [p]}})},
-    "tool-names": lambda p: {AGENT_FILE: agent({"tools": [{
-        "name": "t", "type": "http", "url": "http://t:80/", "toolNames": [p],
-        "requireApproval": [p]}]})},
-    "embedding-model": lambda p: {AGENT_FILE: agent({"memory": {"longTerm": {
-        "backend": "redis", "urlSecretRef": {"name": "r", "key": "url"},
-        "embeddingModel": p}}})},
-    "defaults-description": lambda p: {AGENT_FILE: agent({"description": None}),
-                                       ENV_FILE: env({"defaults": {"description": p}})},
-    "override-env-value": lambda p: {ENV_FILE: env({"agents": {"x": {"runtime": {"env": [
-        {"name": "GREETING", "value": p}]}}}})},
-    "tool-url-no-whitespace": lambda p: {AGENT_FILE: agent({"tools": [{
-        "name": "t", "type": "http", "url": url_of(p)}]})},
-}
-"""Fields that take any text: each must come out as an inert string."""
-
-PATTERNED: dict[str, tuple[Any, str]] = {
-    "image": (lambda p: {AGENT_FILE: agent({"runtime": {"image": p}})}, "spec.runtime.image"),
-    "provider": (lambda p: {AGENT_FILE: agent({"model": {"provider": p}})},
-                 "spec.model.provider"),
-    "endpoint": (lambda p: {AGENT_FILE: agent({"model": {"endpoint": "http://m/" + p}})},
-                 "spec.model.endpoint"),
-    "tool-url": (lambda p: {AGENT_FILE: agent({"tools": [{
-        "name": "t", "type": "http", "url": "http://t/" + p}]})}, "spec.tools[0].url"),
-    "label-value": (lambda p: {AGENT_FILE: agent(metadata={"labels": {"team": p}})},
-                    "metadata.labels.team"),
-    "override-image": (lambda p: {ENV_FILE: env({"agents": {"x": {"runtime": {"image": p}}}})},
-                       "spec.runtime.image"),
-}
-"""Fields whose pattern refuses text with whitespace or YAML syntax: exit 2 naming the field."""
-
-REFUSED = [k for k, v in PAYLOADS.items() if re.search(r"[\s{}\"']", v)]
-
-
-def strings(value: Any) -> Iterator[str]:
-    """Every string in a document, and the strings inside values that hold JSON."""
-    if isinstance(value, dict):
-        for item in value.values():
-            yield from strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from strings(item)
-    elif isinstance(value, str):
-        yield value
-        try:
-            decoded = json.loads(value)
-        except ValueError:
-            return
-        if isinstance(decoded, dict | list):
-            yield from strings(decoded)
-
-
-def rendered(root: Path) -> tuple[set[tuple[str, str, str, str]], list[dict[str, Any]]]:
-    result = invoke(root)
-    assert result.exit_code == 0, result.output
-    assert "Traceback" not in result.output
-    docs = [d for d in yaml.safe_load_all(result.stdout) if d is not None]
-    # kubectl and Flux read the files with other YAML parsers: all must see the same data.
-    assert docs == [d for d in YAML(typ="safe", pure=True).load_all(result.stdout)
-                    if d is not None]
-    refs = {(d["apiVersion"], d["kind"], d["metadata"].get("namespace", ""),
-             d["metadata"]["name"]) for d in docs}
-    return refs, docs
-
-
-@functools.cache
-def control_refs(where: str) -> frozenset[tuple[str, str, str, str]]:
-    """The objects of the project with a harmless value in the field, rendered once."""
-    with tempfile.TemporaryDirectory() as tmp:
-        refs, _ = rendered(write_project(Path(tmp), FREE_TEXT[where](BLANK)))
-    return frozenset(refs)
-
-
-@pytest.mark.parametrize("payload", list(PAYLOADS), ids=list(PAYLOADS))
-@pytest.mark.parametrize("where", list(FREE_TEXT), ids=list(FREE_TEXT))
-def test_injection_in_free_text_renders_inert(where: str, payload: str, tmp_path: Path) -> None:
-    make = FREE_TEXT[where]
-    text = PAYLOADS[payload]
-    root = write_project(tmp_path, make(text))
-    refs, docs = rendered(root)
-    assert refs == control_refs(where)
-    if where == "tool-url-no-whitespace":
-        text = url_of(text)
-    found = [s for d in docs for s in strings(d) if s == text]
-    assert found, f"payload not rendered verbatim as a string value in {where}"
-    for command in commands():
-        if command == "render":
-            continue
-        result = invoke(root, command)
-        assert result.exit_code == 0, f"{command}: {result.output}"
-
-
-@pytest.mark.parametrize("payload", REFUSED, ids=REFUSED)
-@pytest.mark.parametrize("where", list(PATTERNED), ids=list(PATTERNED))
-def test_injection_in_patterned_field_is_refused(where: str, payload: str,
-                                                 tmp_path: Path) -> None:
-    make, path = PATTERNED[where]
-    root = write_project(tmp_path, make(PAYLOADS[payload]))
-    at = AT_ENV if where.startswith("override") else AT_AGENT
-    for command in commands():
-        result = invoke(root, command)
-        assert result.exit_code == 2, f"{command}: {result.output}"
-        assert "Traceback" not in result.output
-        assert any(re.search(at, line) and path in line
-                   for line in result.output.splitlines()), result.output
-        assert "pwned" not in result.stdout

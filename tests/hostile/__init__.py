@@ -1,0 +1,1 @@
+"""Hostile-input tests: project builders and the YAML-injection tests."""

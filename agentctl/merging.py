@@ -6,7 +6,6 @@ introduced the offending value: the override, the agent file or the defaults.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,10 +32,11 @@ class ResolvedAgent:
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON Merge Patch; inputs are not modified."""
+    """RFC 7386 JSON Merge Patch. Inputs are not modified; the result may share unchanged
+    subtrees with them, so treat it as read-only too."""
     if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = copy.deepcopy(target) if isinstance(target, dict) else {}
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
     for key, value in patch.items():
         if value is None:
             result.pop(key, None)
@@ -49,6 +49,10 @@ def resolve(inputs: Inputs, env_name: str) -> list[ResolvedAgent]:
     """Every agent of the project merged for environment `env_name`, sorted by name."""
     env = inputs.environments[env_name]
     problems: list[Problem] = []
+    defaults = Source(env.source.file, env.source.root, ("spec", "defaults"))
+    for loc in null_unknowns(env.environment.spec.defaults, AgentSpec):
+        problems.append(defaults.problem(loc, unknown_field(AgentSpec, loc),
+                                         field_path(("spec", *loc))))
     resolved: list[ResolvedAgent] = []
     for doc in inputs.agents:
         agent = _resolve_one(doc, env, problems)
@@ -69,8 +73,7 @@ def _resolve_one(doc: AgentDoc, env: EnvironmentDoc,
         Source(doc.source.file, doc.source.root, ("spec",), primary=True),
         Source(env.source.file, env.source.root, ("spec", "defaults")),
     ]
-    for patch, source in ((overrides, sources[0]), (doc.data["spec"], sources[1]),
-                          (spec_env.defaults, sources[2])):
+    for patch, source in ((overrides, sources[0]), (doc.data["spec"], sources[1])):
         for loc in null_unknowns(patch, AgentSpec):
             problems.append(source.problem(loc, unknown_field(AgentSpec, loc),
                                            field_path(("spec", *loc))))

@@ -27,6 +27,7 @@ import jinja2
 import yaml
 from jinja2.sandbox import SandboxedEnvironment
 
+from agentctl import yamlparsing
 from agentctl.blueprints import Blueprint
 from agentctl.errors import Problem
 from agentctl.manifests import Manifest
@@ -37,9 +38,10 @@ from agentctl.sources import Source, attribute, field_path
 MAX_OUTPUT_CHARS = 1_000_000
 """Characters one template may produce for one agent."""
 MAX_SECONDS = 5.0
-"""Wall-clock budget for rendering one agent's templates."""
+"""CPU-time budget for rendering one agent's templates."""
+MAX_SEQUENCE = 1_000_000
+"""Largest string or list a template may build with `*` (the output cap applies only later)."""
 
-_YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class _Abort(Exception):
@@ -112,10 +114,30 @@ def _bytecode_cache() -> jinja2.BytecodeCache | None:
     return jinja2.FileSystemBytecodeCache(str(folder))
 
 
+class _Sandbox(SandboxedEnvironment):
+    """The sandbox, plus bounds on `*` and `**`, which could otherwise build a huge string or
+    number before the output bound is ever checked."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: jinja2.runtime.Context, operator: str, left: Any,
+                   right: Any) -> Any:
+        if operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                if (isinstance(seq, str | list | tuple) and isinstance(times, int)
+                        and len(seq) * times > MAX_SEQUENCE):
+                    raise jinja2.exceptions.SecurityError(
+                        f"a sequence of {len(seq) * times} items exceeds {MAX_SEQUENCE}")
+        if (operator == "**" and isinstance(left, int) and isinstance(right, int)
+                and right * max(abs(left), 1).bit_length() > 100_000):
+            raise jinja2.exceptions.SecurityError("the power would exceed 100000 bits")
+        return super().call_binop(context, operator, left, right)
+
+
 def build_environment(folder: Path) -> SandboxedEnvironment:
     """The Jinja2 environment of a blueprint folder, built only here: sandboxed, strict,
     JSON-finalised, a fixed set of filters, includes only from the blueprint's own folder."""
-    env = SandboxedEnvironment(
+    env = _Sandbox(
         loader=jinja2.FileSystemLoader(folder, followlinks=False),
         undefined=jinja2.StrictUndefined,
         finalize=_finalize,
@@ -149,6 +171,9 @@ class Rendered:
 class Renderer:
     """Renders agents through blueprints; compiled templates are cached per blueprint."""
 
+    def __init__(self) -> None:
+        self._env_data: dict[str, Any] = {}
+
     def _template(self, blueprint: Blueprint, name: str) -> jinja2.Template:
         env = _ENVIRONMENTS.get(blueprint.folder)
         if env is None:
@@ -159,7 +184,10 @@ class Renderer:
                sources: list[Source], out: Rendered) -> None:
         """Render one agent; record problems and warnings instead of raising."""
         agent_data = agent.model_dump(mode="json", by_alias=True)
-        env_data = environment.model_dump(mode="json", by_alias=True)
+        env_data = self._env_data.get(environment.metadata.name)
+        if env_data is None:
+            env_data = environment.model_dump(mode="json", by_alias=True)
+            self._env_data[environment.metadata.name] = env_data
         capabilities = frozenset(environment.spec.capabilities)
         name = agent.metadata.name
         agent_file = sources[1].file if len(sources) > 1 else sources[0].file
@@ -194,7 +222,8 @@ class Renderer:
             out.problems.append(_attribute(sources, at(err.field), err.message, err.field))
         except _Timeout:
             out.problems.append(Problem(file=blueprint.display_file(current), message=(
-                f"rendering agent {name!r} took longer than {MAX_SECONDS:g}s (a runaway loop?)")))
+                f"rendering agent {name!r} took more than {MAX_SECONDS:g}s of CPU time (a runaway "
+                "loop?)")))
         except _OutputTooLarge:
             out.problems.append(Problem(file=blueprint.display_file(current), message=(
                 f"output for agent {name!r} exceeds {MAX_OUTPUT_CHARS} characters")))
@@ -251,7 +280,7 @@ def _bounded(chunks: Iterator[str], limit: int) -> str:
 
 def _parse(text: str) -> list[dict[str, Any]]:
     try:
-        docs = list(yaml.load_all(text, Loader=_YAML_LOADER))
+        docs = yamlparsing.load_rendered(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at output line {mark.line + 1}" if mark is not None else ""
@@ -281,22 +310,23 @@ def _template_line(tb: TracebackType | None, folder: Path) -> int:
 
 @contextmanager
 def _deadline(seconds: float) -> Iterator[None]:
-    """Interrupt a runaway template with SIGALRM (main thread only), restoring any timer that
-    was already running (pytest-timeout uses one)."""
+    """Interrupt a runaway template after `seconds` of CPU time (SIGPROF, main thread only), so a
+    busy machine does not fail a legitimate render; an already running profiling timer is
+    restored."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
-    def on_alarm(signum: int, frame: FrameType | None) -> None:
+    def on_timer(signum: int, frame: FrameType | None) -> None:
         raise _Timeout
 
-    previous: Callable[..., Any] | int | None = signal.signal(signal.SIGALRM, on_alarm)
-    old_delay, old_interval = signal.setitimer(signal.ITIMER_REAL, seconds)
+    previous: Callable[..., Any] | int | None = signal.signal(signal.SIGPROF, on_timer)
+    old_delay, old_interval = signal.setitimer(signal.ITIMER_PROF, seconds)
     try:
         yield
     finally:
-        remaining, _ = signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        remaining, _ = signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, previous)
         if old_delay:
             used = seconds - remaining
-            signal.setitimer(signal.ITIMER_REAL, max(old_delay - used, 0.001), old_interval)
+            signal.setitimer(signal.ITIMER_PROF, max(old_delay - used, 0.001), old_interval)

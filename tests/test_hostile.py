@@ -309,6 +309,10 @@ CASES: list[Bad] = [
     Bad("template-huge-output", blueprint(
         "{% for i in range(100000) %}# {{ 'x' * 100 }}\n{% endfor %}"),
         rf"{BLUEPRINT}/main\.yaml\.j2", "exceeds"),
+    Bad("template-string-bomb", blueprint(CONFIG_MAP + "{% set s = 'x' * 10**10 %}\n"),
+        rf"{BLUEPRINT}/main\.yaml\.j2:7:", "exceeds 1000000"),
+    Bad("template-power-bomb", blueprint(CONFIG_MAP + "{% set n = 2 ** 10000000 %}\n"),
+        rf"{BLUEPRINT}/main\.yaml\.j2:7:", "100000 bits"),
     Bad("template-not-an-object", blueprint("- a\n- b\n"), rf"{BLUEPRINT}/main\.yaml\.j2",
         "apiVersion, kind and metadata.name"),
     Bad("template-fail", blueprint(CONFIG_MAP + "{% do fail('spec.model.id', 'no') %}\n"),

@@ -102,3 +102,22 @@ def test_check_reports_stale_missing_and_orphan_files(runner: CliRunner, example
 def test_check_defaults_to_the_projects_output(runner: CliRunner) -> None:
     result = runner.invoke(app, ["-C", str(REPO), "render", "--all-envs", "--check"])
     assert result.exit_code == 0, result.output
+
+
+FEATURES = REPO / "tests" / "goldens" / "features"
+
+
+def test_feature_goldens_in_every_environment(runner: CliRunner, tmp_path: Path,
+                                              update_goldens: bool) -> None:
+    """Blueprint features the example fleet does not use (every sidecar kind, pvc:// models,
+    secret files, PodMonitor, auto-instrumentation…), in an environment with every optional API
+    and in one with none (each capability falls back, with a warning)."""
+    if update_goldens:
+        _render(runner, FEATURES, FEATURES / "rendered")
+    result = runner.invoke(app, ["-C", str(FEATURES), "render", "--all-envs", "--out",
+                                 str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert tree(tmp_path / "out") == tree(FEATURES / "rendered")
+    warnings = [line for line in result.output.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 3, result.output
+    assert all("in environment bare" in w for w in warnings)

@@ -189,6 +189,11 @@ class VolumeMount(StrictModel):
     sub_path: str | None = None
 
 
+class ContainerResources(StrictModel):
+    requests: ResourceList | None = None
+    limits: ResourceList | None = None
+
+
 class Container(StrictModel):
     """The container fields agentctl passes through for custom init containers and sidecars."""
 
@@ -199,7 +204,9 @@ class Container(StrictModel):
     env: list[EnvVar] = Field(default_factory=list)
     env_from: list[EnvFromSource] = Field(default_factory=list)
     ports: list[ContainerPort] = Field(default_factory=list)
-    resources: ResourceList | None = None
+    resources: ContainerResources | None = None
+    """Requests and limits (a helper container's defaults, or the agent's for init
+    containers, apply when unset)."""
     volume_mounts: list[VolumeMount] = Field(default_factory=list)
 
 

@@ -7,12 +7,12 @@ introduced the offending value: the override, the agent file or the defaults.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from pydantic import ValidationError
 
 from agentctl.errors import InputError, Problem
 from agentctl.inputs import AgentDoc, EnvironmentDoc, Inputs
+from agentctl.mergepatch import merge_patch
 from agentctl.model.agent import Agent, AgentMeta, AgentSpec
 from agentctl.model.environment import Environment
 from agentctl.sources import Source, field_path, null_unknowns, problems_from, unknown_field
@@ -29,20 +29,6 @@ class ResolvedAgent:
     @property
     def name(self) -> str:
         return self.agent.metadata.name
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON Merge Patch. Inputs are not modified; the result may share unchanged
-    subtrees with them, so treat it as read-only too."""
-    if not isinstance(patch, dict):
-        return patch
-    result = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge_patch(result.get(key), value)
-    return result
 
 
 def resolve(inputs: Inputs, env_name: str) -> list[ResolvedAgent]:

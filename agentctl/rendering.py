@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import signal
 import threading
@@ -31,6 +30,7 @@ from agentctl import yamlparsing
 from agentctl.blueprints import Blueprint
 from agentctl.errors import Problem
 from agentctl.manifests import Manifest
+from agentctl.mergepatch import merge_patch
 from agentctl.model.agent import Agent
 from agentctl.model.environment import Environment
 from agentctl.sources import Source, attribute, field_path
@@ -83,19 +83,6 @@ def _sha256(value: Any) -> str:
     text = value if isinstance(value, str) else json.dumps(value, sort_keys=True,
                                                            separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _merge(base: Any, patch: Any) -> Any:
-    """JSON Merge Patch (RFC 7386) of two values, for layering overrides onto defaults."""
-    if not isinstance(patch, dict):
-        return patch
-    result = dict(base) if isinstance(base, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = _merge(result.get(key), value)
-    return result
 
 
 _ENVIRONMENTS: dict[Path, SandboxedEnvironment] = {}
@@ -155,7 +142,7 @@ def build_environment(folder: Path) -> SandboxedEnvironment:
     for name in ("lipsum", "cycler", "joiner"):
         env.globals.pop(name, None)
     env.filters["sha256"] = _sha256
-    env.filters["merge"] = _merge
+    env.filters["merge"] = merge_patch
     env.filters["tojson"] = _finalize
     env.filters["to_json"] = _finalize
     return env

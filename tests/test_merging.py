@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from agentctl.cli import app
-from agentctl.merging import merge_patch
+from agentctl.mergepatch import merge_patch
 
 # RFC 7386, Appendix A.
 RFC_VECTORS: list[tuple[Any, Any, Any]] = [

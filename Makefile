@@ -34,8 +34,10 @@ docs: install
 render-check: install
 	$(BIN)/agentctl render --all-envs --check
 
+# Offline tests on both cores, then the tests against the simulated cluster (one cluster).
 pytest: install tools
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 -m "not cluster"
+	$(BIN)/pytest -m cluster
 
 clean:
 	rm -rf $(VENV) site .mypy_cache .ruff_cache .pytest_cache

@@ -22,9 +22,8 @@ ENVIRONMENTS = ("dev", "staging", "prod")
 MAX_PROJECT_NAME = 63 - len("-staging")
 """The project name plus `-<env>` must still be a DNS-1123 label (the namespaces)."""
 FALLBACK_NAME = "agents"
-INSTALL_REQUIREMENT = f"agentctl=={__version__}"
-"""What the scaffolded CI installs: the agentctl that wrote the scaffold, pinned, because the
-rendered bytes `render --check` compares belong to one version of the blueprints."""
+# The scaffolded CI installs agentctl from a repository variable, never by guessing a name: the
+# `agentctl` name on the public package index belongs to an unrelated project.
 
 _PROJECT = "@PROJECT@"
 _INSTALL = "@INSTALL@"
@@ -166,14 +165,21 @@ jobs:
   render:
     runs-on: ubuntu-latest
     env:
-      AGENTCTL_REQUIREMENT: "@INSTALL@"
+      # Where to install agentctl @INSTALL@ from (a wheel or git URL, or a package name on your
+      # index): set the repository variable AGENTCTL_REQUIREMENT.
+      AGENTCTL_REQUIREMENT: ${{ vars.AGENTCTL_REQUIREMENT }}
     steps:
       - uses: actions/checkout@v6
       - uses: actions/setup-python@v6
         with:
           python-version: "3.11"
       - name: Install agentctl
-        run: python -m pip install "$AGENTCTL_REQUIREMENT"
+        run: |
+          if [ -z "$AGENTCTL_REQUIREMENT" ]; then
+            echo "::error::set the repository variable AGENTCTL_REQUIREMENT to the agentctl @INSTALL@ to install"
+            exit 1
+          fi
+          python -m pip install "$AGENTCTL_REQUIREMENT"
       - name: Validate
         run: agentctl validate --strict
       - name: Rendered manifests are up to date
@@ -239,7 +245,7 @@ def project_name(directory: Path) -> str:
 
 def contents(project: str) -> dict[str, str]:
     """Relative path → text of every scaffolded file, for the project named `project`."""
-    return {path: text.replace(_PROJECT, project).replace(_INSTALL, INSTALL_REQUIREMENT)
+    return {path: text.replace(_PROJECT, project).replace(_INSTALL, __version__)
             for path, text in _files().items()}
 
 

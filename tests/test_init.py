@@ -184,7 +184,7 @@ def test_workflow_installs_pinned_agentctl_and_checks_render(tmp_path: Path) -> 
     workflow = yaml.safe_load((tmp_path / ".github/workflows/agentctl.yaml").read_text())
     job = workflow["jobs"]["render"]
     runs = [step.get("run", "") for step in job["steps"]]
-    assert job["env"]["AGENTCTL_REQUIREMENT"] == scaffolding.INSTALL_REQUIREMENT
+    assert job["env"]["AGENTCTL_REQUIREMENT"] == "${{ vars.AGENTCTL_REQUIREMENT }}"
     assert "agentctl render --all-envs --check" in runs
     assert "agentctl validate --strict" in runs
 

@@ -176,7 +176,7 @@ jobs:
       - name: Install agentctl
         run: |
           if [ -z "$AGENTCTL_REQUIREMENT" ]; then
-            echo "::error::set the repository variable AGENTCTL_REQUIREMENT to the agentctl @INSTALL@ to install"
+            echo "::error::set the repository variable AGENTCTL_REQUIREMENT (agentctl @INSTALL@)"
             exit 1
           fi
           python -m pip install "$AGENTCTL_REQUIREMENT"

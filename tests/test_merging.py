@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from agentctl.cli import app
@@ -74,3 +75,19 @@ def test_agent_value_wins_over_defaults_and_override_wins_over_agent(
                                  "chat-assistant"])
     assert result.exit_code == 0, result.output
     assert "seconds: 30" in result.stdout
+
+
+def test_a_partial_probe_keeps_that_probes_defaults(runner: CliRunner, example: Path) -> None:
+    agent = example / "agents" / "chat-assistant.yaml"
+    agent.write_text(agent.read_text().replace(
+        "    preStop: {drainSeconds: 20}",
+        "    preStop: {drainSeconds: 20}\n    probes:\n      liveness: {path: /live}\n"
+        "      startup: {path: /started}"))
+    result = runner.invoke(app, ["-C", str(example), "render", "-e", "dev", "--agent",
+                                 "chat-assistant"])
+    assert result.exit_code == 0, result.output
+    deployment = next(d for d in yaml.safe_load_all(result.stdout) if d["kind"] == "Deployment")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/live"
+    assert container["livenessProbe"]["periodSeconds"] == 20
+    assert container["startupProbe"]["failureThreshold"] == 60

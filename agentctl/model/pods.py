@@ -246,18 +246,22 @@ class Probe(StrictModel):
     failure_threshold: Annotated[int, Field(ge=1)] = 3
 
 
-def _startup() -> Probe:
-    return Probe(period_seconds=10, failure_threshold=60)
+class StartupProbe(Probe):
+    """Up to 10 s × 60 = 10 minutes to start (a model server loading weights)."""
+
+    failure_threshold: Annotated[int, Field(ge=1)] = 60
 
 
-def _liveness() -> Probe:
-    return Probe(period_seconds=20, failure_threshold=3)
+class LivenessProbe(Probe):
+    period_seconds: Annotated[int, Field(ge=1)] = 20
 
 
 class Probes(StrictModel):
-    startup: Probe = Field(default_factory=_startup)
+    """Each probe keeps its own defaults under a partial override (`liveness: {path: /live}`)."""
+
+    startup: StartupProbe = Field(default_factory=StartupProbe)
     readiness: Probe = Field(default_factory=Probe)
-    liveness: Probe = Field(default_factory=_liveness)
+    liveness: LivenessProbe = Field(default_factory=LivenessProbe)
 
 
 class ExecHook(StrictModel):

@@ -3,6 +3,9 @@ It never prints; it returns results and raises `AgentctlError`s carrying every p
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +22,12 @@ class EnvRender:
     namespace: str
     applyset: str
     manifests: list[Manifest]
+    output: writing.EnvOutput | None = None
+    """The formatted files, when rendering already made them."""
+    checked: int = 0
+    """Objects that passed the Kubernetes schemas, when rendering checked them."""
+    skipped: frozenset[str] = frozenset()
+    """`apiVersion/kind` of objects without a schema, when rendering checked them."""
 
 
 @dataclass
@@ -26,7 +35,6 @@ class RenderResult:
     inputs: Inputs
     envs: list[EnvRender] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
-    resolved: dict[str, list[merging.ResolvedAgent]] = field(default_factory=dict)
 
     @property
     def manifests(self) -> list[Manifest]:
@@ -50,9 +58,20 @@ def select_envs(inputs: Inputs, requested: tuple[str, ...], all_envs: bool) -> l
                      f"{', '.join(known) or 'none'})")
 
 
+PARALLEL_MIN_AGENTS = 50
+"""Below this many agents, environments render in this process (a worker costs more)."""
+
+
 def render(root: Path, envs: tuple[str, ...] = (), all_envs: bool = False,
-           agent: str | None = None) -> RenderResult:
-    """Render the selected environments; raise one InputError with every problem."""
+           agent: str | None = None, workers: int | None = None,
+           dump: bool = False, checks: bool = False) -> RenderResult:
+    """Render the selected environments; raise one InputError with every problem.
+
+    Environments are independent, so with several of them and a large fleet each renders in
+    its own process (`workers`: how many; default one per CPU, 1 renders in this process).
+    With `dump`, each environment's output files are formatted where it rendered; with
+    `checks`, its objects are checked against the Kubernetes schemas there too, and
+    credential-looking literal env values are added to the warnings."""
     inputs = loading.load(root)
     problems: list[Problem] = list(inputs.problems)
     try:
@@ -62,43 +81,99 @@ def render(root: Path, envs: tuple[str, ...] = (), all_envs: bool = False,
     if agent is not None and agent not in {a.name for a in inputs.agents}:
         raise InputError([*problems, Problem(message=f"no agent named {agent!r}")])
     result = RenderResult(inputs=inputs)
-    renderer = Renderer()
-    local_blueprints = root / inputs.project.spec.blueprints
-    for env_name in selected:
-        environment = merging.environment_of(inputs, env_name)
-        try:
-            resolved = merging.resolve(inputs, env_name)
-        except InputError as err:
-            problems += err.problems
-            continue
-        result.resolved[env_name] = resolved
-        parent = applyset_parent_name(inputs.project.metadata.name, env_name)
-        applyset = applyset_id(parent, environment.spec.namespace)
-        manifests: list[Manifest] = []
-        for item in resolved:
-            if agent is not None and item.name != agent:
-                continue
-            try:
-                blueprint = blueprints.find(item.agent.spec.blueprint, local_blueprints, root)
-            except InputError as err:
-                problems += [p if p.file else item.sources[1].problem(("blueprint",), p.message,
-                                                                    field="spec.blueprint")
-                             for p in err.problems]
-                continue
-            out = Rendered()
-            renderer.render(item.agent, environment, blueprint, item.sources, out)
-            problems += out.problems
-            result.warnings += out.warnings
-            problems += finishing.finish(item.agent, environment, applyset, out.manifests,
-                                         item.sources)
-            manifests += out.manifests
-        problems += finishing.duplicates(manifests)
-        manifests.sort(key=lambda m: m.ref)
-        result.envs.append(EnvRender(env_name, environment.spec.namespace, applyset, manifests))
+    if workers is None:
+        workers = 1 if len(inputs.agents) < PARALLEL_MIN_AGENTS else (os.cpu_count() or 1)
+    workers = max(1, min(workers, len(selected)))
+    if workers == 1:
+        outcomes = [_render_env(inputs, root, env_name, agent, dump, checks)
+                    for env_name in selected]
+    else:
+        outcomes = _render_in_processes(inputs, root, selected, agent, dump, checks, workers)
+    for outcome in outcomes:
+        problems += outcome.problems
+        result.warnings += outcome.warnings
+        if outcome.env is not None:
+            result.envs.append(outcome.env)
     if problems:
         raise InputError(sorted(set(problems), key=_problem_order))
     result.warnings = sorted(set(result.warnings), key=_problem_order)
     return result
+
+
+@dataclass
+class _EnvOutcome:
+    env: EnvRender | None
+    warnings: list[Problem] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+
+def _render_env(inputs: Inputs, root: Path, env_name: str, agent: str | None,
+                dump: bool, checks: bool) -> _EnvOutcome:
+    if checks:
+        from agentctl import validating  # jsonschema and the schemas: only when validating
+    environment = merging.environment_of(inputs, env_name)
+    try:
+        resolved = merging.resolve(inputs, env_name)
+    except InputError as err:
+        return _EnvOutcome(env=None, problems=err.problems)
+    outcome = _EnvOutcome(env=None)
+    parent = applyset_parent_name(inputs.project.metadata.name, env_name)
+    applyset = applyset_id(parent, environment.spec.namespace)
+    renderer = Renderer()
+    local_blueprints = root / inputs.project.spec.blueprints
+    manifests: list[Manifest] = []
+    for item in resolved:
+        if agent is not None and item.name != agent:
+            continue
+        try:
+            blueprint = blueprints.find(item.agent.spec.blueprint, local_blueprints, root)
+        except InputError as err:
+            outcome.problems += [p if p.file else item.sources[1].problem(
+                ("blueprint",), p.message, field="spec.blueprint") for p in err.problems]
+            continue
+        out = Rendered()
+        renderer.render(item.agent, environment, blueprint, item.sources, out)
+        outcome.problems += out.problems
+        outcome.warnings += out.warnings
+        outcome.problems += finishing.finish(item.agent, environment, applyset, out.manifests,
+                                             item.sources)
+        manifests += out.manifests
+        if checks:
+            outcome.warnings += validating.credential_warnings(item.agent, item.sources)
+    outcome.problems += finishing.duplicates(manifests)
+    manifests.sort(key=lambda m: m.ref)
+    outcome.env = EnvRender(env_name, environment.spec.namespace, applyset, manifests)
+    if checks:
+        checked = validating.validate_objects(manifests)
+        outcome.problems += checked.problems
+        outcome.env.checked = len(checked.passed)
+        outcome.env.skipped = frozenset(f"{m.body['apiVersion']}/{m.body['kind']}"
+                                        for m in checked.skipped)
+    if dump and not outcome.problems:
+        outcome.env.output = writing.env_output(env_name, applyset, manifests)
+    return outcome
+
+
+_FORKED: tuple[Inputs, Path, str | None, bool, bool] | None = None
+"""What forked workers render from: inherited, not pickled."""
+
+
+def _render_forked(env_name: str) -> _EnvOutcome:
+    assert _FORKED is not None
+    inputs, root, agent, dump, checks = _FORKED
+    return _render_env(inputs, root, env_name, agent, dump, checks)
+
+
+def _render_in_processes(inputs: Inputs, root: Path, selected: list[str], agent: str | None,
+                         dump: bool, checks: bool, workers: int) -> list[_EnvOutcome]:
+    global _FORKED  # noqa: PLW0603 - handed to forked workers without pickling
+    _FORKED = (inputs, root, agent, dump, checks)
+    try:
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            return list(pool.map(_render_forked, selected))
+    finally:
+        _FORKED = None
 
 
 @dataclass
@@ -113,23 +188,12 @@ def validate(root: Path, envs: tuple[str, ...] = (), all_envs: bool = False,
              strict: bool = False) -> ValidateResult:
     """Everything render checks, plus every object against the Kubernetes schemas offline.
     Without --env, every environment is validated. With `strict`, warnings are errors."""
-    from agentctl import validating  # jsonschema and the schemas: only when validating
-
-    result = render(root, envs, all_envs or not envs)
-    problems: list[Problem] = []
-    checked = validating.validate_objects(result.manifests)
-    problems += checked.problems
-    warnings = list(result.warnings)
-    for resolved in result.resolved.values():
-        for item in resolved:
-            warnings += validating.credential_warnings(item.agent, item.sources)
-    warnings = sorted(set(warnings), key=_problem_order)
-    if strict:
-        problems += warnings
-    if problems:
-        raise InputError(sorted(set(problems), key=_problem_order))
-    skipped = sorted({f"{m.body['apiVersion']}/{m.body['kind']}" for m in checked.skipped})
-    return ValidateResult(result, len(checked.passed), skipped, warnings)
+    result = render(root, envs, all_envs or not envs, checks=True)
+    warnings = result.warnings
+    if strict and warnings:
+        raise InputError(warnings)
+    skipped = sorted(set().union(*(e.skipped for e in result.envs)))
+    return ValidateResult(result, sum(e.checked for e in result.envs), skipped, warnings)
 
 
 def _problem_order(problem: Problem) -> tuple[str, str, int, int, str, str]:
@@ -137,7 +201,7 @@ def _problem_order(problem: Problem) -> tuple[str, str, int, int, str, str]:
 
 
 def outputs(result: RenderResult) -> list[writing.EnvOutput]:
-    return [writing.env_output(e.env, e.applyset, e.manifests) for e in result.envs]
+    return [e.output or writing.env_output(e.env, e.applyset, e.manifests) for e in result.envs]
 
 
 def write(result: RenderResult, out_dir: Path) -> list[str]:

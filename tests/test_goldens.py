@@ -121,3 +121,14 @@ def test_feature_goldens_in_every_environment(runner: CliRunner, tmp_path: Path,
     warnings = [line for line in result.output.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 3, result.output
     assert all("in environment bare" in w for w in warnings)
+
+
+def test_rendering_in_worker_processes_gives_the_same_bytes(example: Path) -> None:
+    """Large fleets render each environment in its own process; the result must not change."""
+    from agentctl import pipeline
+
+    serial = pipeline.render(example, all_envs=True, workers=1, dump=True, checks=True)
+    parallel = pipeline.render(example, all_envs=True, workers=3, dump=True, checks=True)
+    assert pipeline.outputs(serial) == pipeline.outputs(parallel)
+    assert [e.checked for e in serial.envs] == [e.checked for e in parallel.envs]
+    assert serial.warnings == parallel.warnings

@@ -58,7 +58,8 @@ def render(
     g = globals_of(ctx, project=project, env=env, all_envs=all_envs, output=output,
                    no_color=no_color, verbose=verbose)
     console = console_for(ctx)
-    result = pipeline.render(g.project_dir, g.env, g.all_envs, agent)
+    result = pipeline.render(g.project_dir, g.env, g.all_envs, agent,
+                             dump=check or out is not None)
     for warning in result.warnings:
         console.warning(warning)
     if check or out is not None:

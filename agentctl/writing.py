@@ -95,20 +95,23 @@ def _existing(folder: Path) -> set[str]:
 
 
 def write(out_dir: Path, output: EnvOutput) -> list[str]:
-    """Write one environment's folder; return the files changed, created or deleted."""
+    """Write one environment's folder; return the files changed, created or deleted. Unchanged
+    files are not touched (their mtime stays)."""
     folder = out_dir / output.env
+    existing = _existing(folder)
     changed: list[str] = []
+    made: set[Path] = set()
     for name, content in sorted(output.files.items()):
         path = folder / name
         data = content.encode()
-        if path.is_file() and path.read_bytes() == data:
+        if name in existing and path.read_bytes() == data:
             continue
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(data)
-        tmp.replace(path)
+        if path.parent not in made:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            made.add(path.parent)
+        path.write_bytes(data)
         changed.append(f"{output.env}/{name}")
-    for name in sorted(_existing(folder) - set(output.files)):
+    for name in sorted(existing - set(output.files)):
         (folder / name).unlink()
         changed.append(f"{output.env}/{name}")
     for sub in sorted((p for p in folder.rglob("*") if p.is_dir()), reverse=True):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +24,8 @@ class EnvRender:
     manifests: list[Manifest]
     output: writing.EnvOutput | None = None
     """The formatted files, when rendering already made them."""
+    count: int = 0
+    """How many objects rendered (`manifests` may be left empty when only files are wanted)."""
     checked: int = 0
     """Objects that passed the Kubernetes schemas, when rendering checked them."""
     skipped: frozenset[str] = frozenset()
@@ -39,6 +41,10 @@ class RenderResult:
     @property
     def manifests(self) -> list[Manifest]:
         return [m for env in self.envs for m in env.manifests]
+
+    @property
+    def count(self) -> int:
+        return sum(env.count for env in self.envs)
 
 
 def select_envs(inputs: Inputs, requested: tuple[str, ...], all_envs: bool) -> list[str]:
@@ -64,14 +70,16 @@ PARALLEL_MIN_AGENTS = 50
 
 def render(root: Path, envs: tuple[str, ...] = (), all_envs: bool = False,
            agent: str | None = None, workers: int | None = None,
-           dump: bool = False, checks: bool = False) -> RenderResult:
+           dump: bool = False, checks: bool = False,
+           objects: bool = True) -> RenderResult:
     """Render the selected environments; raise one InputError with every problem.
 
     Environments are independent, so with several of them and a large fleet each renders in
     its own process (`workers`: how many; default one per CPU, 1 renders in this process).
     With `dump`, each environment's output files are formatted where it rendered; with
     `checks`, its objects are checked against the Kubernetes schemas there too, and
-    credential-looking literal env values are added to the warnings."""
+    credential-looking literal env values are added to the warnings. Without `objects`, the
+    objects themselves are not kept (only counts, files and checks): cheaper from a worker."""
     inputs = loading.load(root)
     problems: list[Problem] = list(inputs.problems)
     try:
@@ -85,10 +93,11 @@ def render(root: Path, envs: tuple[str, ...] = (), all_envs: bool = False,
         workers = 1 if len(inputs.agents) < PARALLEL_MIN_AGENTS else (os.cpu_count() or 1)
     workers = max(1, min(workers, len(selected)))
     if workers == 1:
-        outcomes = [_render_env(inputs, root, env_name, agent, dump, checks)
+        outcomes = [_render_env(inputs, root, env_name, agent, dump, checks, objects)
                     for env_name in selected]
     else:
-        outcomes = _render_in_processes(inputs, root, selected, agent, dump, checks, workers)
+        outcomes = _render_in_processes(inputs, root, selected, agent, (dump, checks, objects),
+                                        workers)
     for outcome in outcomes:
         problems += outcome.problems
         result.warnings += outcome.warnings
@@ -108,7 +117,7 @@ class _EnvOutcome:
 
 
 def _render_env(inputs: Inputs, root: Path, env_name: str, agent: str | None,
-                dump: bool, checks: bool) -> _EnvOutcome:
+                dump: bool, checks: bool, objects: bool) -> _EnvOutcome:
     if checks:
         from agentctl import validating  # jsonschema and the schemas: only when validating
     environment = merging.environment_of(inputs, env_name)
@@ -142,32 +151,35 @@ def _render_env(inputs: Inputs, root: Path, env_name: str, agent: str | None,
             outcome.warnings += validating.credential_warnings(item.agent, item.sources)
     outcome.problems += finishing.duplicates(manifests)
     manifests.sort(key=lambda m: m.ref)
-    outcome.env = EnvRender(env_name, environment.spec.namespace, applyset, manifests)
+    outcome.env = EnvRender(env_name, environment.spec.namespace, applyset, manifests,
+                            count=len(manifests))
     if checks:
         checked = validating.validate_objects(manifests)
         outcome.problems += checked.problems
         outcome.env.checked = len(checked.passed)
         outcome.env.skipped = frozenset(f"{m.body['apiVersion']}/{m.body['kind']}"
                                         for m in checked.skipped)
+    if not objects:
+        outcome.env.manifests = []  # nothing to carry back from a worker but the results
     if dump and not outcome.problems:
         outcome.env.output = writing.env_output(env_name, applyset, manifests)
     return outcome
 
 
-_FORKED: tuple[Inputs, Path, str | None, bool, bool] | None = None
+_FORKED: tuple[Inputs, Path, str | None, tuple[bool, bool, bool]] | None = None
 """What forked workers render from: inherited, not pickled."""
 
 
 def _render_forked(env_name: str) -> _EnvOutcome:
     assert _FORKED is not None
-    inputs, root, agent, dump, checks = _FORKED
-    return _render_env(inputs, root, env_name, agent, dump, checks)
+    inputs, root, agent, (dump, checks, objects) = _FORKED
+    return _render_env(inputs, root, env_name, agent, dump, checks, objects)
 
 
 def _render_in_processes(inputs: Inputs, root: Path, selected: list[str], agent: str | None,
-                         dump: bool, checks: bool, workers: int) -> list[_EnvOutcome]:
+                         flags: tuple[bool, bool, bool], workers: int) -> list[_EnvOutcome]:
     global _FORKED  # noqa: PLW0603 - handed to forked workers without pickling
-    _FORKED = (inputs, root, agent, dump, checks)
+    _FORKED = (inputs, root, agent, flags)
     try:
         context = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
@@ -188,7 +200,7 @@ def validate(root: Path, envs: tuple[str, ...] = (), all_envs: bool = False,
              strict: bool = False) -> ValidateResult:
     """Everything render checks, plus every object against the Kubernetes schemas offline.
     Without --env, every environment is validated. With `strict`, warnings are errors."""
-    result = render(root, envs, all_envs or not envs, checks=True)
+    result = render(root, envs, all_envs or not envs, checks=True, objects=False)
     warnings = result.warnings
     if strict and warnings:
         raise InputError(warnings)
@@ -205,11 +217,11 @@ def outputs(result: RenderResult) -> list[writing.EnvOutput]:
 
 
 def write(result: RenderResult, out_dir: Path) -> list[str]:
-    """Write the rendered tree; return the paths that changed."""
-    changed: list[str] = []
-    for output in outputs(result):
-        changed += writing.write(out_dir, output)
-    return changed
+    """Write the rendered tree, one environment per thread (file creation is kernel time, which
+    threads spread over the cores); return the paths that changed."""
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        changed = pool.map(lambda output: writing.write(out_dir, output), outputs(result))
+        return [path for paths in changed for path in paths]
 
 
 def check(result: RenderResult, out_dir: Path) -> None:

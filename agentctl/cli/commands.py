@@ -58,18 +58,19 @@ def render(
     g = globals_of(ctx, project=project, env=env, all_envs=all_envs, output=output,
                    no_color=no_color, verbose=verbose)
     console = console_for(ctx)
-    result = pipeline.render(g.project_dir, g.env, g.all_envs, agent,
-                             dump=check or out is not None)
+    to_files = check or out is not None
+    result = pipeline.render(g.project_dir, g.env, g.all_envs, agent, dump=to_files,
+                             objects=not to_files)
     for warning in result.warnings:
         console.warning(warning)
     if check or out is not None:
         out_dir = out if out is not None else g.project_dir / result.inputs.project.spec.output
         if check:
             pipeline.check(result, out_dir)
-            console.info(f"{out_dir}: up to date ({len(result.manifests)} objects)")
+            console.info(f"{out_dir}: up to date ({result.count} objects)")
             return ExitCode.OK
         changed = pipeline.write(result, out_dir)
-        console.info(f"{out_dir}: {len(result.manifests)} objects, {len(changed)} files changed")
+        console.info(f"{out_dir}: {result.count} objects, {len(changed)} files changed")
         return ExitCode.OK
     if g.output == OutputFormat.json:
         console.data({"apiVersion": "v1", "kind": "List",
@@ -111,12 +112,12 @@ def validate(
     for warning in result.warnings:
         console.warning(warning)
     envs = [e.env for e in result.render.envs]
-    text = (f"valid: {len(result.render.manifests)} objects in {', '.join(envs)} "
+    text = (f"valid: {result.render.count} objects in {', '.join(envs)} "
             f"({result.passed} checked against Kubernetes schemas"
             + (f", skipped without a schema: {', '.join(result.skipped)}" if result.skipped
                else "") + f", {len(result.warnings)} warnings)")
     console.data({"valid": True, "environments": envs,
-                  "objects": len(result.render.manifests), "checked": result.passed,
+                  "objects": result.render.count, "checked": result.passed,
                   "skippedKinds": result.skipped,
                   "warnings": [str(w) for w in result.warnings]}, text)
     return ExitCode.OK

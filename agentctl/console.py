@@ -5,21 +5,38 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
-from rich.console import Console as RichConsole
-from rich.markup import escape
 
 from agentctl.errors import Problem
+
+if TYPE_CHECKING:
+    from rich.console import Console as RichConsole
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
 
 
 class Console:
     def __init__(self, fmt: str = "text", color: bool = True, verbose: bool = False) -> None:
         self.fmt = fmt
         self.verbose = verbose
-        no_color = not color
-        self._err = RichConsole(stderr=True, no_color=no_color, highlight=False, soft_wrap=True)
+        self.color = color
+        self._console: RichConsole | None = None
+
+    @property
+    def _err(self) -> RichConsole:
+        """stderr through rich, imported only when there is something to say."""
+        if self._console is None:
+            from rich.console import Console as RichConsole
+
+            self._console = RichConsole(stderr=True, no_color=not self.color, highlight=False,
+                                        soft_wrap=True)
+        return self._console
 
     # -- stdout: the command's result -------------------------------------------------------
     def out(self, text: str) -> None:
@@ -38,14 +55,14 @@ class Console:
 
     # -- stderr: diagnostics --------------------------------------------------------------
     def problem(self, problem: Problem) -> None:
-        self._err.print(escape(str(problem)), style="red")
+        self._err.print(_escape(str(problem)), style="red")
 
     def warning(self, problem: Problem) -> None:
-        self._err.print(f"[yellow]warning[/]: {escape(str(problem))}")
+        self._err.print(f"[yellow]warning[/]: {_escape(str(problem))}")
 
     def info(self, message: str) -> None:
-        self._err.print(escape(message))
+        self._err.print(_escape(message))
 
     def debug(self, message: str) -> None:
         if self.verbose:
-            self._err.print(escape(message), style="dim")
+            self._err.print(_escape(message), style="dim")

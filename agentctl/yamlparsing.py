@@ -15,10 +15,6 @@ from functools import cached_property
 from typing import Any
 
 import yaml
-from ruamel.yaml import YAML
-from ruamel.yaml.constructor import ConstructorError as RuamelConstructorError
-from ruamel.yaml.constructor import RoundTripConstructor
-from ruamel.yaml.error import YAMLError as RuamelYAMLError
 
 _Base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -78,16 +74,6 @@ def load_all(text: str) -> list[Any]:
     return list(yaml.load_all(text, Loader=Loader))
 
 
-class _RoundTripConstructor(RoundTripConstructor):
-    """ruamel builds an anchor used inside itself as null, silently; refuse it instead."""
-
-    def construct_object(self, node: Any, deep: bool = False) -> Any:
-        if node not in self.constructed_objects and node in self.recursive_objects:
-            raise RuamelConstructorError(None, None, "recursive alias (an anchor used inside "
-                                         "itself)", node.start_mark)
-        return super().construct_object(node, deep)
-
-
 class PositionTrees:
     """The round-trip node trees of one file's documents, parsed on first use."""
 
@@ -96,12 +82,24 @@ class PositionTrees:
 
     @cached_property
     def documents(self) -> list[Any]:
+        from ruamel.yaml import YAML  # the pure-Python parser: only for a file with a problem
+        from ruamel.yaml.constructor import ConstructorError, RoundTripConstructor
+        from ruamel.yaml.error import YAMLError
+
+        class Constructor(RoundTripConstructor):
+            """ruamel builds an anchor used inside itself as null, silently; refuse it."""
+
+            def construct_object(self, node: Any, deep: bool = False) -> Any:
+                if node not in self.constructed_objects and node in self.recursive_objects:
+                    raise ConstructorError(None, None, "recursive alias", node.start_mark)
+                return super().construct_object(node, deep)
+
         parser = YAML(typ="rt", pure=True)
-        parser.Constructor = _RoundTripConstructor
+        parser.Constructor = Constructor
         parser.allow_duplicate_keys = False
         try:
             return list(parser.load_all(self.text))
-        except (RuamelYAMLError, RecursionError, ValueError):
+        except (YAMLError, RecursionError, ValueError):
             return []
 
     def document(self, index: int) -> Any:

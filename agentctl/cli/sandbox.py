@@ -14,7 +14,6 @@ import typer
 
 from agentctl.cli.handling import console_for, handled
 from agentctl.errors import ClusterError, ExitCode
-from agentctl.sandbox import building, running
 
 
 def _up(
@@ -22,6 +21,8 @@ def _up(
                                            min=5)] = 120.0,
 ) -> ExitCode:
     """Build (if needed) and start the sandbox; print `export KUBECONFIG=<path>`."""
+    from agentctl.sandbox import building, running
+
     console = console_for()
     root = running.state_root()
     current = running.status(root)
@@ -47,6 +48,8 @@ def _up(
 
 def _down() -> ExitCode:
     """Stop the sandbox and remove its state (no process is left behind)."""
+    from agentctl.sandbox import running
+
     console = console_for()
     root = running.state_root()
     if not root.exists():
@@ -59,6 +62,8 @@ def _down() -> ExitCode:
 
 def _status() -> ExitCode:
     """Show whether the sandbox runs; exit 3 unless it is running and ready."""
+    from agentctl.sandbox import running
+
     console = console_for()
     st = running.status(running.state_root())
     state = "ready" if st.ready else "not ready" if st.exists else "not running"

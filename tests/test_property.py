@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 
 from agentctl import pipeline
 from agentctl.validating import validate_objects
+from tests.hostile.projects import InputDumper
 
 ENV = {
     "apiVersion": "agentctl.inferensys.com/v1alpha1",
@@ -40,19 +41,6 @@ ENV = {
 SECRET_REF = {"name": "store", "key": "url"}
 
 
-class InputDumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
-    """Writes the generated agent as a person would: strings that YAML 1.2 (agentctl's loader)
-    reads as numbers are quoted; libyaml escapes what the pure emitter would mangle (U+0085)."""
-
-
-def _quoted_if_number_like(dumper: Any, value: str) -> Any:
-    style = '"' if NUMBER_LIKE.fullmatch(value) else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
-
-
-NUMBER_LIKE = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?"
-                         r"|0o[0-7]+|0x[0-9a-fA-F]+")
-InputDumper.add_representer(str, _quoted_if_number_like)
 
 names = st.from_regex(r"\A[a-z]([-a-z0-9]{0,43}[a-z0-9])?\Z")
 dns_labels = st.from_regex(r"\A[a-z0-9]([-a-z0-9]{0,20}[a-z0-9])?\Z")

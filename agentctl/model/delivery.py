@@ -1,0 +1,194 @@
+"""Spec sections about running and reaching an agent: scaling, rollout, observability and
+network."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Self
+
+from pydantic import Field, StringConstraints, model_validator
+
+from agentctl.model.common import (
+    AbsolutePath,
+    DNS1123Label,
+    DNS1123Subdomain,
+    Duration,
+    KubeObject,
+    NonEmptyStr,
+    Port,
+    Quantity,
+    StrictModel,
+    rule,
+)
+
+Url = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9+.-]*://[^\s]+$", max_length=2048)]
+
+
+class Metric(StrictModel):
+    type: Literal["cpu", "memory", "pods", "prometheus"] = "cpu"
+    target: int | Quantity = 80
+    """Average utilisation in percent (cpu, memory), an average value per pod (pods) or the
+    threshold of the query (prometheus)."""
+    name: NonEmptyStr | None = None
+    """The custom metric (pods), e.g. agent_inflight_requests."""
+    query: NonEmptyStr | None = None
+    server_address: Url | None = None
+
+    @model_validator(mode="after")
+    def _fields(self) -> Self:
+        if self.type == "pods" and self.name is None:
+            raise rule("name", "a pods metric needs the metric name")
+        if self.type == "prometheus" and (self.query is None or self.server_address is None):
+            raise rule("query", "a prometheus metric needs query and serverAddress")
+        if self.type in ("cpu", "memory") and not isinstance(self.target, int):
+            raise rule("target", f"a {self.type} target is a utilisation percentage (integer)")
+        return self
+
+
+def _cpu80() -> list[Metric]:
+    return [Metric(type="cpu", target=80)]
+
+
+class Scaling(StrictModel):
+    engine: Literal["hpa", "keda"] = "hpa"
+    min_replicas: Annotated[int, Field(ge=0, le=10000)] = 1
+    max_replicas: Annotated[int, Field(ge=1, le=10000)]
+    metrics: Annotated[list[Metric], Field(min_length=1)] = Field(default_factory=_cpu80)
+    behavior: KubeObject | None = None
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Self:
+        if self.min_replicas > self.max_replicas:
+            raise rule("minReplicas", f"minReplicas ({self.min_replicas}) exceeds maxReplicas "
+                       f"({self.max_replicas})")
+        if self.min_replicas == 0 and self.engine == "hpa":
+            raise rule("minReplicas", "minReplicas 0 (scale to zero) needs engine keda")
+        for i, metric in enumerate(self.metrics):
+            if metric.type == "prometheus" and self.engine != "keda":
+                raise rule(f"metrics.{i}.type", "a prometheus metric needs engine keda")
+            if metric.type == "pods" and self.engine != "hpa":
+                raise rule(f"metrics.{i}.type", "a pods metric needs engine hpa")
+        return self
+
+
+IntOrPercent = int | Annotated[str, StringConstraints(pattern=r"^[0-9]+%$")]
+
+
+class RollingUpdate(StrictModel):
+    max_surge: IntOrPercent = 1
+    max_unavailable: IntOrPercent = 0
+
+
+class BlueGreen(StrictModel):
+    active_slot: Literal["blue", "green"] = "blue"
+    preview_replicas: Annotated[int, Field(ge=0, le=10000)] = 1
+
+
+class Canary(StrictModel):
+    weight: Annotated[int, Field(ge=0, le=100)]
+    traffic_routing: Literal["replicaRatio", "gatewayAPI"] = "replicaRatio"
+    replicas: Annotated[int, Field(ge=1, le=10000)] = 1
+    """Canary replicas with gatewayAPI routing (replicaRatio derives them from the weight)."""
+
+
+class Rollout(StrictModel):
+    strategy: Literal["RollingUpdate", "Recreate", "BlueGreen", "Canary"] = "RollingUpdate"
+    rolling_update: RollingUpdate = Field(default_factory=RollingUpdate)
+    blue_green: BlueGreen | None = None
+    canary: Canary | None = None
+    progress_deadline_seconds: Annotated[int, Field(ge=1)] = 600
+    revision_history_limit: Annotated[int, Field(ge=0)] = 10
+
+    @model_validator(mode="after")
+    def _strategy_fields(self) -> Self:
+        if self.blue_green is not None and self.strategy != "BlueGreen":
+            raise rule("blueGreen", f"blueGreen is set but strategy is {self.strategy}")
+        if self.canary is not None and self.strategy != "Canary":
+            raise rule("canary", f"canary is set but strategy is {self.strategy}")
+        if self.strategy == "Canary" and self.canary is None:
+            raise rule("canary", "strategy Canary needs canary.weight")
+        if self.strategy == "BlueGreen" and self.blue_green is None:
+            self.blue_green = BlueGreen()
+        return self
+
+
+class MetricsEndpoint(StrictModel):
+    port: Port | None = None
+    """Defaults to the runtime port."""
+    path: AbsolutePath = "/metrics"
+    interval: Duration = "30s"
+    monitor: Literal["serviceMonitor", "podMonitor", "annotations", "none"] = "serviceMonitor"
+
+
+class Logging(StrictModel):
+    format: Literal["json", "text"] = "json"
+    level: Literal["debug", "info", "warn", "error"] = "info"
+
+
+class Tracing(StrictModel):
+    mode: Literal["env", "autoInstrument", "none"] = "none"
+    endpoint: Url | None = None
+    sampler: Literal["always_on", "always_off", "traceidratio", "parentbased_always_on",
+                     "parentbased_always_off", "parentbased_traceidratio"] = (
+        "parentbased_always_on")
+    sampler_arg: Annotated[str, StringConstraints(pattern=r"^(0(\.[0-9]+)?|1(\.0+)?)$")] | None = (
+        None)
+    instrumentation: Literal["python", "nodejs", "java", "go", "dotnet"] = "python"
+    """The language the OpenTelemetry Operator instruments (autoInstrument)."""
+
+    @model_validator(mode="after")
+    def _endpoint(self) -> Self:
+        if self.mode == "env" and self.endpoint is None:
+            raise rule("endpoint", "tracing mode env needs an endpoint")
+        if self.sampler_arg is not None and "traceidratio" not in self.sampler:
+            raise rule("samplerArg", f"samplerArg applies only to a traceidratio sampler, not "
+                       f"{self.sampler}")
+        return self
+
+
+class Observability(StrictModel):
+    metrics: MetricsEndpoint = Field(default_factory=MetricsEndpoint)
+    logging: Logging = Field(default_factory=Logging)
+    tracing: Tracing = Field(default_factory=Tracing)
+
+
+class ServiceSpec(StrictModel):
+    type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
+    port: Port = 80
+
+
+class ParentRef(StrictModel):
+    name: DNS1123Subdomain
+    namespace: DNS1123Label | None = None
+    section_name: DNS1123Label | None = None
+
+
+Hostname = Annotated[str, StringConstraints(
+    pattern=r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
+    max_length=253)]
+
+
+class HttpRoute(StrictModel):
+    parent_refs: Annotated[list[ParentRef], Field(min_length=1)]
+    hostnames: list[Hostname] = Field(default_factory=list)
+
+
+class InClusterPeer(StrictModel):
+    namespace: DNS1123Label
+    port: Port | None = None
+
+
+class Egress(StrictModel):
+    allowed_domains: list[Hostname] = Field(default_factory=list)
+    allow_in_cluster: list[InClusterPeer] = Field(default_factory=list)
+
+
+class Pdb(StrictModel):
+    max_unavailable: IntOrPercent = 1
+
+
+class Network(StrictModel):
+    service: ServiceSpec = Field(default_factory=ServiceSpec)
+    http_route: HttpRoute | None = None
+    egress: Egress | None = None
+    pdb: Pdb = Field(default_factory=Pdb)
+    """A PodDisruptionBudget, rendered whenever more than one replica can run."""

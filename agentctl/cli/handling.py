@@ -7,10 +7,9 @@ import traceback
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
-import click
 import typer
 
-from agentctl.cli.options import Globals
+from agentctl.cli.options import Globals, current
 from agentctl.console import Console
 from agentctl.errors import AgentctlError, ExitCode
 
@@ -18,10 +17,9 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def console_for(ctx: typer.Context | click.Context | None = None) -> Console:
-    ctx = ctx or click.get_current_context(silent=True)
-    g = ctx.find_root().obj if ctx is not None else None
-    g = g if isinstance(g, Globals) else Globals()
+def console_for(ctx: typer.Context | None = None) -> Console:
+    root = ctx.find_root().obj if ctx is not None else None
+    g = root if isinstance(root, Globals) else current()
     return Console(fmt=g.output.value, color=not g.no_color, verbose=g.verbose)
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from agentctl.manifests import LABEL_AGENT, LABEL_TRACK, WORKLOAD_KINDS, ObjectRef, pod_spec_path
 
-from .kube import APPLY, Kube, Obj, poll
+from .kube import APPLY, Kube, Obj, poll, wait_for
 
 MANAGER = "agentctl"
 
@@ -122,6 +122,20 @@ def label_namespace(kube: Kube, namespace: str, labels: dict[str, str]) -> None:
                        "metadata": {"name": namespace, "labels": labels}},
                       manager="agentctl-test-labels")
     assert resp.status == 200, resp.body
+    if labels.get("pod-security.kubernetes.io/enforce") in ("baseline", "restricted"):
+        # Pod Security admission reads namespaces from an informer cache: wait until it has
+        # seen the new labels (a privileged pod is refused) before relying on them.
+        probe = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "psa-probe"},
+                 "spec": {"containers": [{"name": "c", "image": "x",
+                                          "securityContext": {"privileged": True}}]}}
+
+        def refused() -> bool:
+            answer = kube.request("POST", f"/api/v1/namespaces/{namespace}/pods", probe,
+                                  query=[("dryRun", "All")])
+            return answer.status == 403
+
+        wait_for(refused, f"Pod Security labels of namespace {namespace} to take effect",
+                 timeout=30)
 
 
 def _walk(node: Any) -> Iterator[Obj]:

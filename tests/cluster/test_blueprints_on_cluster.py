@@ -359,3 +359,13 @@ def test_switching_strategies_applies_without_immutable_field_errors(
         wait_for(lambda w=wanted: fleet.live_owned(  # type: ignore[misc]
             kube, namespace, "code-review", PRUNABLE) == w,
                  f"{step}: only the rendered objects to remain")
+
+    # The check can fail: a workload whose selector changes is refused as immutable, which is
+    # why every strategy keeps the frozen selector and adds or removes workloads instead.
+    [deployment] = [b for b in bodies if b["kind"] == "Deployment"]
+    moved = copy.deepcopy(deployment)
+    moved["spec"]["selector"]["matchLabels"]["agent.inferensys.com/track"] = "moved"
+    moved["spec"]["template"]["metadata"]["labels"]["agent.inferensys.com/track"] = "moved"
+    [refused] = fleet.apply_all(kube, [moved])
+    assert refused.status == 422, refused.report()
+    assert "field is immutable" in refused.report(), refused.report()

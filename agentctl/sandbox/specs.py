@@ -123,12 +123,15 @@ podIP: {{ . | Quote }}
 {{ end }}
 """
 
-_UNREADY = """\
+def _failing_status(value: str, container: str) -> str:
+    """A kwok status template: a Running pod that is not Ready, its containers as `container`
+    (lines indented under `- image: …`) describes them."""
+    return """\
 {{ $now := Now }}
 conditions:
 - {lastTransitionTime: {{ $now | Quote }}, status: "True", type: Initialized}
 - {lastTransitionTime: {{ $now | Quote }}, status: "False", type: Ready, \
-reason: ContainersNotReady, message: "sandbox.agentctl.dev/fail=unready"}
+reason: ContainersNotReady, message: "sandbox.agentctl.dev/fail=""" + value + """"}
 - {lastTransitionTime: {{ $now | Quote }}, status: "False", type: ContainersReady, \
 reason: ContainersNotReady}
 containerStatuses:
@@ -136,30 +139,23 @@ containerStatuses:
 - image: {{ .image | Quote }}
   name: {{ .name | Quote }}
   ready: false
-  started: true
-  restartCount: 0
-  state:
-    running:
-      startedAt: {{ $now | Quote }}
+""" + container + """\
 {{ end }}
 """ + _IPS + """\
 phase: Running
 startTime: {{ $now | Quote }}
 """
 
-_CRASH = """\
-{{ $now := Now }}
-conditions:
-- {lastTransitionTime: {{ $now | Quote }}, status: "True", type: Initialized}
-- {lastTransitionTime: {{ $now | Quote }}, status: "False", type: Ready, \
-reason: ContainersNotReady, message: "sandbox.agentctl.dev/fail=crash"}
-- {lastTransitionTime: {{ $now | Quote }}, status: "False", type: ContainersReady, \
-reason: ContainersNotReady}
-containerStatuses:
-{{ range .spec.containers }}
-- image: {{ .image | Quote }}
-  name: {{ .name | Quote }}
-  ready: false
+
+_UNREADY = _failing_status("unready", """\
+  started: true
+  restartCount: 0
+  state:
+    running:
+      startedAt: {{ $now | Quote }}
+""")
+
+_CRASH = _failing_status("crash", """\
   started: false
   restartCount: 3
   lastState:
@@ -172,11 +168,7 @@ containerStatuses:
     waiting:
       reason: CrashLoopBackOff
       message: "back-off restarting failed container (sandbox.agentctl.dev/fail=crash)"
-{{ end }}
-""" + _IPS + """\
-phase: Running
-startTime: {{ $now | Quote }}
-"""
+""")
 
 
 def chaos_stages() -> list[Obj]:

@@ -8,6 +8,7 @@ problems naming `Kind/namespace/name` and the agent's file.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from agentctl.errors import Problem
@@ -17,6 +18,7 @@ from agentctl.manifests import (
     CLUSTER_SCOPED,
     Manifest,
     ObjectRef,
+    Origin,
     dig,
     digest,
     ownership_labels,
@@ -171,18 +173,18 @@ def _at(sources: list[Source], loc: tuple[str | int, ...], message: str) -> Prob
     return attribute(sources, loc, message, field_path(("spec", *loc)))
 
 
-def duplicates(manifests: list[Manifest]) -> list[Problem]:
+def duplicates(origins: Iterable[Origin]) -> list[Problem]:
     """Two agents (or one agent twice) rendering the same object."""
-    seen: dict[ObjectRef, Manifest] = {}
+    seen: dict[ObjectRef, Origin] = {}
     problems: list[Problem] = []
-    for manifest in manifests:
-        key = ObjectRef(0, manifest.ref.group, manifest.ref.kind, manifest.ref.namespace,
-                        manifest.ref.name)
+    for origin in origins:
+        key = ObjectRef(0, origin.ref.group, origin.ref.kind, origin.ref.namespace,
+                        origin.ref.name)
         other = seen.get(key)
         if other is not None:
-            problems.append(Problem(obj=str(manifest.ref), message=(
+            problems.append(Problem(obj=str(origin.ref), message=(
                 f"rendered by agent {other.agent} ({other.source_file}) and by agent "
-                f"{manifest.agent} ({manifest.source_file})")))
+                f"{origin.agent} ({origin.source_file})")))
         else:
-            seen[key] = manifest
+            seen[key] = origin
     return problems

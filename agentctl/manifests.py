@@ -65,6 +65,15 @@ class ObjectRef:
         return "/".join(p for p in (self.kind, self.namespace, self.name) if p)
 
 
+@dataclass(frozen=True)
+class Origin:
+    """Which agent, from which file, rendered an object: enough to name both sides of a clash."""
+
+    ref: ObjectRef
+    agent: str
+    source_file: str
+
+
 @dataclass
 class Manifest:
     """One rendered object and where it came from."""
@@ -80,6 +89,10 @@ class Manifest:
 
     def refresh(self) -> None:
         self.ref = ObjectRef.of(self.body)
+
+    @property
+    def origin(self) -> Origin:
+        return Origin(self.ref, self.agent, self.source_file)
 
     @property
     def file_name(self) -> str:

@@ -6,6 +6,7 @@ introduced the offending value: the override, the agent file or the defaults.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from pydantic import ValidationError
@@ -31,22 +32,29 @@ class ResolvedAgent:
         return self.agent.metadata.name
 
 
-def resolve(inputs: Inputs, env_name: str) -> list[ResolvedAgent]:
-    """Every agent of the project merged for environment `env_name`, sorted by name."""
+def resolve(inputs: Inputs, env_name: str,
+            docs: Iterable[AgentDoc] | None = None) -> list[ResolvedAgent]:
+    """Agents merged for environment `env_name`, in the order given (default: every agent of
+    the project, sorted by name). Raises one InputError with every problem, including those of
+    the environment's `defaults` (see `defaults_problems`) when all agents are resolved."""
     env = inputs.environments[env_name]
-    problems: list[Problem] = []
-    defaults = Source(env.source.file, env.source.root, ("spec", "defaults"))
-    for loc in null_unknowns(env.environment.spec.defaults, AgentSpec):
-        problems.append(defaults.problem(loc, unknown_field(AgentSpec, loc),
-                                         field_path(("spec", *loc))))
+    problems: list[Problem] = defaults_problems(inputs, env_name) if docs is None else []
     resolved: list[ResolvedAgent] = []
-    for doc in inputs.agents:
+    for doc in inputs.agents if docs is None else docs:
         agent = _resolve_one(doc, env, problems)
         if agent is not None:
             resolved.append(agent)
     if problems:
         raise InputError(sorted(set(problems)))
     return resolved
+
+
+def defaults_problems(inputs: Inputs, env_name: str) -> list[Problem]:
+    """`null` on a field agents do not have, in the environment's `defaults`."""
+    env = inputs.environments[env_name]
+    defaults = Source(env.source.file, env.source.root, ("spec", "defaults"))
+    return [defaults.problem(loc, unknown_field(AgentSpec, loc), field_path(("spec", *loc)))
+            for loc in null_unknowns(env.environment.spec.defaults, AgentSpec)]
 
 
 def _resolve_one(doc: AgentDoc, env: EnvironmentDoc,

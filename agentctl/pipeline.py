@@ -11,8 +11,8 @@ from pathlib import Path
 
 from agentctl import blueprints, finishing, loading, merging, writing
 from agentctl.errors import InputError, Problem, StaleOutputError
-from agentctl.inputs import Inputs
-from agentctl.manifests import Manifest, applyset_id, applyset_parent_name
+from agentctl.inputs import AgentDoc, Inputs
+from agentctl.manifests import Manifest, Origin, applyset_id, applyset_parent_name
 from agentctl.rendering import Rendered, Renderer
 
 
@@ -66,20 +66,23 @@ def select_envs(inputs: Inputs, requested: tuple[str, ...], all_envs: bool) -> l
 
 PARALLEL_MIN_AGENTS = 50
 """Below this many agents, environments render in this process (a worker costs more)."""
+TASKS_PER_WORKER = 4
+"""Chunks of agents per worker and environment: enough for the workers to finish together."""
 
 
 def render(root: Path, envs: tuple[str, ...] = (), all_envs: bool = False,
            agent: str | None = None, workers: int | None = None,
            dump: bool = False, checks: bool = False,
-           objects: bool = True) -> RenderResult:
+           objects: bool = True, chunk: int | None = None) -> RenderResult:
     """Render the selected environments; raise one InputError with every problem.
 
-    Environments are independent, so with several of them and a large fleet each renders in
-    its own process (`workers`: how many; default one per CPU, 1 renders in this process).
-    With `dump`, each environment's output files are formatted where it rendered; with
+    Agents render independently, so a large fleet is cut into chunks of `chunk` agents per
+    environment, rendered by `workers` processes (default one per CPU; 1 renders in this
+    process). With `dump`, each chunk's output files are formatted where it rendered; with
     `checks`, its objects are checked against the Kubernetes schemas there too, and
     credential-looking literal env values are added to the warnings. Without `objects`, the
-    objects themselves are not kept (only counts, files and checks): cheaper from a worker."""
+    objects themselves are not kept (only counts, files and checks): cheaper from a worker.
+    The result does not depend on `workers` or `chunk`."""
     inputs = loading.load(root)
     problems: list[Problem] = list(inputs.problems)
     try:
@@ -88,102 +91,147 @@ def render(root: Path, envs: tuple[str, ...] = (), all_envs: bool = False,
         raise InputError(problems + err.problems) from None
     if agent is not None and agent not in {a.name for a in inputs.agents}:
         raise InputError([*problems, Problem(message=f"no agent named {agent!r}")])
-    result = RenderResult(inputs=inputs)
+    docs = inputs.agents
     if workers is None:
-        workers = 1 if len(inputs.agents) < PARALLEL_MIN_AGENTS else (os.cpu_count() or 1)
-    workers = max(1, min(workers, len(selected)))
-    if workers == 1:
-        outcomes = [_render_env(inputs, root, env_name, agent, dump, checks, objects)
-                    for env_name in selected]
+        small = len(docs) < PARALLEL_MIN_AGENTS or agent is not None
+        workers = 1 if small else (os.cpu_count() or 1)
+    if chunk is None:
+        chunk = max(1, -(-len(docs) * len(selected) // (workers * TASKS_PER_WORKER)))
+    tasks = [(env_name, start, min(start + chunk, len(docs)))
+             for env_name in selected for start in range(0, max(len(docs), 1), chunk)]
+    flags = _Flags(dump, checks, objects, agent)
+    if workers <= 1 or len(tasks) == 1:
+        chunks = [_render_chunk(inputs, docs, task, flags) for task in tasks]
     else:
-        outcomes = _render_in_processes(inputs, root, selected, agent, (dump, checks, objects),
-                                        workers)
-    for outcome in outcomes:
-        problems += outcome.problems
-        result.warnings += outcome.warnings
-        if outcome.env is not None:
-            result.envs.append(outcome.env)
+        chunks = _render_in_processes(inputs, docs, tasks, flags, min(workers, len(tasks)))
+    result = RenderResult(inputs=inputs)
+    for env_name in selected:
+        problems += merging.defaults_problems(inputs, env_name)
+        mine = [c for c in chunks if c.env == env_name]
+        env, env_problems = _assemble(inputs, env_name, mine, flags)
+        problems += env_problems
+        result.warnings += [w for c in mine for w in c.warnings]
+        result.envs.append(env)
     if problems:
         raise InputError(sorted(set(problems), key=_problem_order))
     result.warnings = sorted(set(result.warnings), key=_problem_order)
     return result
 
 
+@dataclass(frozen=True)
+class _Flags:
+    dump: bool
+    checks: bool
+    objects: bool
+    agent: str | None
+    """Render only this agent (every agent is still merged and checked)."""
+
+
 @dataclass
-class _EnvOutcome:
-    env: EnvRender | None
+class _Chunk:
+    """What rendering some agents for one environment produced (sent back from a worker)."""
+
+    env: str
+    origins: list[Origin] = field(default_factory=list)
+    manifests: list[Manifest] = field(default_factory=list)
+    files: dict[str, str] = field(default_factory=dict)
+    provenance: list[dict[str, str]] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    checked: int = 0
+    skipped: set[str] = field(default_factory=set)
 
 
-def _render_env(inputs: Inputs, root: Path, env_name: str, agent: str | None,
-                dump: bool, checks: bool, objects: bool) -> _EnvOutcome:
-    if checks:
+def _applyset(inputs: Inputs, env_name: str) -> str:
+    parent = applyset_parent_name(inputs.project.metadata.name, env_name)
+    return applyset_id(parent, merging.environment_of(inputs, env_name).spec.namespace)
+
+
+def _render_chunk(inputs: Inputs, docs: list[AgentDoc], task: tuple[str, int, int],
+                  flags: _Flags) -> _Chunk:
+    env_name, start, stop = task
+    out = _Chunk(env=env_name)
+    if flags.checks:
         from agentctl import validating  # jsonschema and the schemas: only when validating
     environment = merging.environment_of(inputs, env_name)
     try:
-        resolved = merging.resolve(inputs, env_name)
+        resolved = merging.resolve(inputs, env_name, docs[start:stop])
     except InputError as err:
-        return _EnvOutcome(env=None, problems=err.problems)
-    outcome = _EnvOutcome(env=None)
-    parent = applyset_parent_name(inputs.project.metadata.name, env_name)
-    applyset = applyset_id(parent, environment.spec.namespace)
+        out.problems = err.problems
+        return out
+    applyset = _applyset(inputs, env_name)
     renderer = Renderer()
-    local_blueprints = root / inputs.project.spec.blueprints
+    local_blueprints = inputs.root / inputs.project.spec.blueprints
     manifests: list[Manifest] = []
     for item in resolved:
-        if agent is not None and item.name != agent:
+        if flags.agent is not None and item.name != flags.agent:
             continue
         try:
-            blueprint = blueprints.find(item.agent.spec.blueprint, local_blueprints, root)
+            blueprint = blueprints.find(item.agent.spec.blueprint, local_blueprints, inputs.root)
         except InputError as err:
-            outcome.problems += [p if p.file else item.sources[1].problem(
+            out.problems += [p if p.file else item.sources[1].problem(
                 ("blueprint",), p.message, field="spec.blueprint") for p in err.problems]
             continue
-        out = Rendered()
-        renderer.render(item.agent, environment, blueprint, item.sources, out)
-        outcome.problems += out.problems
-        outcome.warnings += out.warnings
-        outcome.problems += finishing.finish(item.agent, environment, applyset, out.manifests,
-                                             item.sources)
-        manifests += out.manifests
-        if checks:
-            outcome.warnings += validating.credential_warnings(item.agent, item.sources)
-    outcome.problems += finishing.duplicates(manifests)
-    manifests.sort(key=lambda m: m.ref)
-    outcome.env = EnvRender(env_name, environment.spec.namespace, applyset, manifests,
-                            count=len(manifests))
-    if checks:
+        rendered = Rendered()
+        renderer.render(item.agent, environment, blueprint, item.sources, rendered)
+        out.problems += rendered.problems
+        out.warnings += rendered.warnings
+        out.problems += finishing.finish(item.agent, environment, applyset, rendered.manifests,
+                                         item.sources)
+        manifests += rendered.manifests
+        if flags.checks:
+            out.warnings += validating.credential_warnings(item.agent, item.sources)
+    out.origins = [m.origin for m in manifests]
+    if flags.checks:
         checked = validating.validate_objects(manifests)
-        outcome.problems += checked.problems
-        outcome.env.checked = len(checked.passed)
-        outcome.env.skipped = frozenset(f"{m.body['apiVersion']}/{m.body['kind']}"
-                                        for m in checked.skipped)
-    if not objects:
-        outcome.env.manifests = []  # nothing to carry back from a worker but the results
-    if dump and not outcome.problems:
-        outcome.env.output = writing.env_output(env_name, applyset, manifests)
-    return outcome
+        out.problems += checked.problems
+        out.checked = len(checked.passed)
+        out.skipped = {f"{m.body['apiVersion']}/{m.body['kind']}" for m in checked.skipped}
+    if flags.dump and not out.problems:
+        out.files = {m.file_name: writing.dump(m.body) for m in manifests}
+        out.provenance = [writing.provenance_entry(m) for m in manifests]
+    if flags.objects:
+        out.manifests = manifests
+    return out
 
 
-_FORKED: tuple[Inputs, Path, str | None, tuple[bool, bool, bool]] | None = None
+def _assemble(inputs: Inputs, env_name: str, chunks: list[_Chunk],
+              flags: _Flags) -> tuple[EnvRender, list[Problem]]:
+    """One environment from its chunks: cross-agent checks, apply order, output files."""
+    problems = [p for c in chunks for p in c.problems]
+    origins = sorted((o for c in chunks for o in c.origins), key=lambda o: o.ref)
+    problems += finishing.duplicates(origins)
+    manifests = sorted((m for c in chunks for m in c.manifests), key=lambda m: m.ref)
+    applyset = _applyset(inputs, env_name)
+    env = EnvRender(env_name, merging.environment_of(inputs, env_name).spec.namespace, applyset,
+                    manifests, count=len(origins), checked=sum(c.checked for c in chunks),
+                    skipped=frozenset().union(*(c.skipped for c in chunks)))
+    if flags.dump and not problems:
+        files = {name: text for c in chunks for name, text in c.files.items()}
+        entries = [e for c in chunks for e in c.provenance]
+        env.output = writing.EnvOutput(env_name, writing.with_provenance(
+            files, env_name, applyset, entries))
+    return env, problems
+
+
+_FORKED: tuple[Inputs, list[AgentDoc], _Flags] | None = None
 """What forked workers render from: inherited, not pickled."""
 
 
-def _render_forked(env_name: str) -> _EnvOutcome:
+def _render_forked(task: tuple[str, int, int]) -> _Chunk:
     assert _FORKED is not None
-    inputs, root, agent, (dump, checks, objects) = _FORKED
-    return _render_env(inputs, root, env_name, agent, dump, checks, objects)
+    inputs, docs, flags = _FORKED
+    return _render_chunk(inputs, docs, task, flags)
 
 
-def _render_in_processes(inputs: Inputs, root: Path, selected: list[str], agent: str | None,
-                         flags: tuple[bool, bool, bool], workers: int) -> list[_EnvOutcome]:
+def _render_in_processes(inputs: Inputs, docs: list[AgentDoc], tasks: list[tuple[str, int, int]],
+                         flags: _Flags, workers: int) -> list[_Chunk]:
     global _FORKED  # noqa: PLW0603 - handed to forked workers without pickling
-    _FORKED = (inputs, root, agent, flags)
+    _FORKED = (inputs, docs, flags)
     try:
         context = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            return list(pool.map(_render_forked, selected))
+            return list(pool.map(_render_forked, tasks))
     finally:
         _FORKED = None
 

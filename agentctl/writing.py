@@ -71,21 +71,28 @@ class EnvOutput:
 
 
 def env_output(env: str, applyset: str, manifests: list[Manifest]) -> EnvOutput:
-    files: dict[str, str] = {}
-    objects = []
-    for manifest in manifests:
-        files[manifest.file_name] = dump(manifest.body)
-        meta = manifest.body["metadata"]
-        objects.append({
-            "apiVersion": manifest.body["apiVersion"], "kind": manifest.body["kind"],
-            "namespace": meta.get("namespace", ""), "name": meta["name"],
-            "file": manifest.file_name,
-            "digest": meta["annotations"]["agent.inferensys.com/digest"],
-        })
-    objects.sort(key=lambda o: o["file"])
+    files = {m.file_name: dump(m.body) for m in manifests}
+    entries = [provenance_entry(m) for m in manifests]
+    return EnvOutput(env=env, files=with_provenance(files, env, applyset, entries))
+
+
+def provenance_entry(manifest: Manifest) -> dict[str, str]:
+    """One object's line in `provenance.json`."""
+    meta = manifest.body["metadata"]
+    return {
+        "apiVersion": manifest.body["apiVersion"], "kind": manifest.body["kind"],
+        "namespace": meta.get("namespace", ""), "name": meta["name"],
+        "file": manifest.file_name,
+        "digest": meta["annotations"]["agent.inferensys.com/digest"],
+    }
+
+
+def with_provenance(files: dict[str, str], env: str, applyset: str,
+                    entries: list[dict[str, str]]) -> dict[str, str]:
+    """`files` plus the environment's `provenance.json` (objects ordered by file)."""
+    objects = sorted(entries, key=lambda o: o["file"])
     provenance = {"environment": env, "applyset": applyset, "objects": objects}
-    files[PROVENANCE] = json.dumps(provenance, indent=2, ensure_ascii=False) + "\n"
-    return EnvOutput(env=env, files=files)
+    return {**files, PROVENANCE: json.dumps(provenance, indent=2, ensure_ascii=False) + "\n"}
 
 
 def _existing(folder: Path) -> set[str]:

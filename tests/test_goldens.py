@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -123,12 +124,19 @@ def test_feature_goldens_in_every_environment(runner: CliRunner, tmp_path: Path,
     assert all("in environment bare" in w for w in warnings)
 
 
-def test_rendering_in_worker_processes_gives_the_same_bytes(example: Path) -> None:
-    """Large fleets render each environment in its own process; the result must not change."""
+@pytest.mark.parametrize(("workers", "chunk"), [(3, None), (2, 1), (1, 2)])
+def test_rendering_in_chunks_and_worker_processes_gives_the_same_bytes(
+        example: Path, workers: int, chunk: int | None) -> None:
+    """Large fleets render in chunks of agents, in worker processes; the result must not change:
+    files, apply order, schema checks and warnings."""
     from agentctl import pipeline
 
     serial = pipeline.render(example, all_envs=True, workers=1, dump=True, checks=True)
-    parallel = pipeline.render(example, all_envs=True, workers=3, dump=True, checks=True)
+    parallel = pipeline.render(example, all_envs=True, workers=workers, chunk=chunk, dump=True,
+                               checks=True)
     assert pipeline.outputs(serial) == pipeline.outputs(parallel)
     assert [e.checked for e in serial.envs] == [e.checked for e in parallel.envs]
+    assert [e.skipped for e in serial.envs] == [e.skipped for e in parallel.envs]
+    assert [[m.ref for m in e.manifests] for e in serial.envs] == [
+        [m.ref for m in e.manifests] for e in parallel.envs]
     assert serial.warnings == parallel.warnings

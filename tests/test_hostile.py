@@ -378,3 +378,19 @@ def test_bad_input_exits_2_naming_file_line_and_field(case: Bad, tmp_path: Path)
                        f"{result.output}")
         for text in case.also:
             assert text in result.output, result.output
+
+
+def test_an_object_clash_between_chunks_names_both_files(tmp_path: Path) -> None:
+    """Agents render in chunks (here one agent each, in two processes): two agents rendering the
+    same object are still found, naming both files."""
+    from agentctl import pipeline
+    from agentctl.errors import InputError
+
+    case = next(c for c in CASES if c.id == "two-agents-one-object")
+    root = write_project(tmp_path, case.files)
+    with pytest.raises(InputError) as raised:
+        pipeline.render(root, ("dev",), workers=2, chunk=1, dump=True)
+    text = "\n".join(str(p) for p in raised.value.problems)
+    assert "ConfigMap/agents-dev/shared" in text
+    assert "agents/x.yaml" in text
+    assert "agents/y.yaml" in text

@@ -144,33 +144,3 @@ def test_comparable_keeps_real_differences() -> None:
     assert helm.comparable(body) == helm.comparable(other)
     changed = {**other, "data": {"tools.json": '[{"a":2,"b":1}]', "model-id": "y"}}
     assert helm.comparable(body) != helm.comparable(changed)
-
-
-def test_emitter_sketch_writes_the_same_bytes(rendered: Path) -> None:
-    from agentctl import writing
-    from benchmarks import emitting
-
-    tricky = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"},
-              "data": {"block": "line1\nline2\n", "lead": "  lead", "trail": "trail ",
-                       "colon": "x: y", "doc": "---\nkind: Secret", "number": "1e3",
-                       "bool": "yes", "empty": "", "tab": "a\tb", "hash": "#c",
-                       "unicode": "ünïcödé", "separator": "\u2028x", "keep": "a\n\n"},
-              "list": ["a\nb\n", "x: y", 1, 2.5, True, None, "null"]}
-    plain = {"apiVersion": "v1", "kind": "List", "metadata": {"name": "y"},
-             "items": ["x: y", 1, 2.5, True, None, "null", "08", "-"],
-             "nested": {"empty": {}, "none": [], "k" * 130: "long key"}}
-    bodies = [*helm.load_tree(rendered), tricky, plain]
-    assert len(bodies) > 200
-    _, _, different, whole = emitting.compare(bodies, writing.dump)
-    assert different == 0
-    multi_line = sum(any(brk in text for text in _strings(body) for brk in emitting.LINE_BREAKS)
-                     for body in bodies)
-    assert 0 < multi_line == whole - 1  # only those, and the long key, took the slow path
-
-
-def _strings(value: Any) -> list[str]:
-    if isinstance(value, dict):
-        return [s for k, v in value.items() for s in [k, *_strings(v)]]
-    if isinstance(value, list):
-        return [s for v in value for s in _strings(v)]
-    return [value] if isinstance(value, str) else []

@@ -3,9 +3,8 @@ It never prints; it returns results and raises `AgentctlError`s carrying every p
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -226,6 +225,9 @@ def _render_forked(task: tuple[str, int, int]) -> _Chunk:
 
 def _render_in_processes(inputs: Inputs, docs: list[AgentDoc], tasks: list[tuple[str, int, int]],
                          flags: _Flags, workers: int) -> list[_Chunk]:
+    import multiprocessing  # only for a large fleet: a noticeable part of a small one's start
+    from concurrent.futures import ProcessPoolExecutor
+
     global _FORKED  # noqa: PLW0603 - handed to forked workers without pickling
     _FORKED = (inputs, docs, flags)
     try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from agentctl.model.agent import Agent
+from agentctl.model.common import describe_fields
 
 GROUP = "agent.inferensys.com"
 VERSION = "v1alpha1"
@@ -18,8 +19,13 @@ _KEEP = ("description", "enum", "pattern", "minimum", "maximum", "minLength", "m
          "minItems", "maxItems", "required")
 
 
+def _agent_schema() -> dict[str, Any]:
+    describe_fields()
+    return Agent.model_json_schema(by_alias=True, mode="validation")
+
+
 def json_schema() -> dict[str, Any]:
-    schema = Agent.model_json_schema(by_alias=True, mode="validation")
+    schema = _agent_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = f"https://{GROUP}/schemas/{VERSION}/agent.json"
     return schema
@@ -78,7 +84,7 @@ def _structural(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
 
 
 def crd() -> dict[str, Any]:
-    schema = Agent.model_json_schema(by_alias=True, mode="validation")
+    schema = _agent_schema()
     defs = schema.get("$defs", {})
     props = schema["properties"]
     spec = _structural(props["spec"], defs)

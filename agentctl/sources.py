@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from agentctl.errors import Problem
 from agentctl.model.common import PATTERN_HINTS
@@ -41,6 +40,8 @@ class Source:
     def locate(self, loc: Loc) -> tuple[int, int, int]:
         """(line, col, depth): the 1-based position of the deepest node of `at + loc` present in
         the file, and how many segments of `loc` were found (-1: not even `at` is there)."""
+        from ruamel.yaml.comments import CommentedMap, CommentedSeq  # only to report a problem
+
         node = self.root() if callable(self.root) else self.root
         line, col = _node_pos(node)
         depth = -1

@@ -31,7 +31,7 @@ from pydantic import BaseModel
 from agentctl.cli import app
 from agentctl.errors import ExitCode
 from agentctl.model.agent import AGENT_API_VERSION, Agent
-from agentctl.model.common import PATTERN_HINTS
+from agentctl.model.common import PATTERN_HINTS, describe_fields
 from agentctl.model.environment import PROJECT_API_VERSION, Environment, Project
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -384,6 +384,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true",
                         help="change nothing; exit 1 if a page is out of date")
     args = parser.parse_args(argv)
+    describe_fields()
     stale: list[str] = []
     for rel, generate in PAGES.items():
         path = ROOT / rel

@@ -25,13 +25,65 @@ from pydantic_core import PydanticCustomError
 
 
 class StrictModel(BaseModel):
+    """Every model: unknown keys refused, camelCase keys. Each field is documented by the
+    docstring under it; those become descriptions only on demand (`describe_fields`)."""
+
     model_config = ConfigDict(
         extra="forbid",
         alias_generator=to_camel,
         populate_by_name=True,
         validate_default=False,
-        use_attribute_docstrings=True,
     )
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        _MODELS.append(cls)
+
+
+_MODELS: list[type[StrictModel]] = []
+"""Every model class, in the order they were defined (a model after the models it uses)."""
+_described = False
+
+
+def describe_fields() -> None:
+    """Make each field's docstring its description, for the JSON Schema, the CRD and the
+    reference docs. Not done at import: it parses the models' source (tens of milliseconds of
+    every command's start), and validation never needs it."""
+    global _described  # noqa: PLW0603 - once per process
+    if _described:
+        return
+    own = {model: _attribute_docstrings(model) for model in _MODELS}
+    for model in _MODELS:
+        docs: dict[str, str] = {}
+        for base in reversed(model.__mro__):  # an inherited field keeps its docstring
+            docs.update(own.get(base, {}))
+        for name, info in model.model_fields.items():
+            if info.description is None and name in docs:
+                info.description = docs[name]
+        model.model_rebuild(force=True)
+    _described = True
+
+
+def _attribute_docstrings(model: type) -> dict[str, str]:
+    """`name: type` followed by a string literal, in the class body: name → cleaned docstring."""
+    import ast
+    import inspect
+    import itertools
+    import textwrap
+
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(model)))
+    except (OSError, TypeError):
+        return {}
+    body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+    docs: dict[str, str] = {}
+    for node, after in itertools.pairwise(body):
+        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+                and isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)
+                and isinstance(after.value.value, str)):
+            docs[node.target.id] = inspect.cleandoc(after.value.value)
+    return docs
 
 
 def rule(at: str, message: str) -> PydanticCustomError:

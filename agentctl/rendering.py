@@ -102,11 +102,25 @@ def _bytecode_cache() -> jinja2.BytecodeCache | None:
     return jinja2.FileSystemBytecodeCache(str(folder))
 
 
+_DICT_ATTRIBUTES = frozenset(dir(dict))
+
+
 class _Sandbox(SandboxedEnvironment):
     """The sandbox, plus bounds on `*` and `**`, which could otherwise build a huge string or
     number before the output bound is ever checked."""
 
     intercepted_binops = frozenset({"*", "**"})
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        """`agent.spec.x` on the plain dicts templates see: the key, without the failed
+        attribute lookup (an exception per access) the general path takes first. Same result:
+        a name that is a dict method still goes the general way and gets the method."""
+        if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
+            try:
+                return obj[attribute]
+            except KeyError:
+                return self.undefined(obj=obj, name=attribute)
+        return super().getattr(obj, attribute)
 
     def call_binop(self, context: jinja2.runtime.Context, operator: str, left: Any,
                    right: Any) -> Any:

@@ -26,9 +26,8 @@ from agentctl.model.agent import AGENT_API_VERSION, AgentMeta
 from agentctl.model.environment import PROJECT_API_VERSION, Environment, Project
 from agentctl.sources import Source, problems_from
 
-MAX_NODES = 100_000
-"""Expanded YAML nodes per document; far above any real agent, far below an alias bomb."""
-MAX_DEPTH = 200
+MAX_NODES = yamlparsing.MAX_NODES
+MAX_DEPTH = yamlparsing.MAX_DEPTH
 MAX_FILE_BYTES = 4 * 1024 * 1024
 PROJECT_FILE = "agentctl.yaml"
 
@@ -124,8 +123,8 @@ def _documents(path: Path, root: Path, problems: list[Problem]) -> Iterator[tupl
             continue
         source = Source(file=name, root=functools.partial(trees.document, index))
         try:
-            too_big = _expanded_size(doc, {}, 0) > MAX_NODES
-        except _TooDeep:
+            too_big = yamlparsing.expanded_size(doc) > MAX_NODES
+        except yamlparsing.TooDeepError:
             problems.append(source.problem((), f"invalid YAML: nested deeper than {MAX_DEPTH} "
                                            "levels", field=""))
             continue
@@ -137,30 +136,6 @@ def _documents(path: Path, root: Path, problems: list[Problem]) -> Iterator[tupl
             problems.append(source.problem((), "a document must be a mapping", field=""))
             continue
         yield plain(doc), source
-
-
-class _TooDeep(Exception):
-    pass
-
-
-def _expanded_size(node: Any, memo: dict[int, int], depth: int) -> int:
-    """Nodes the document would have with every alias expanded, in linear time; raises
-    `_TooDeep` past MAX_DEPTH levels."""
-    if depth > MAX_DEPTH:
-        raise _TooDeep
-    key = id(node)
-    if key in memo:
-        return memo[key]
-    memo[key] = MAX_NODES + 1  # a cycle (a recursive alias) counts as a bomb
-    size = 1
-    if isinstance(node, dict):
-        for k, v in node.items():
-            size += _expanded_size(k, memo, depth + 1) + _expanded_size(v, memo, depth + 1)
-    elif isinstance(node, list):
-        for v in node:
-            size += _expanded_size(v, memo, depth + 1)
-    memo[key] = min(size, MAX_NODES + 1)
-    return memo[key]
 
 
 def plain(node: Any) -> Any:

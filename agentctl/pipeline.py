@@ -4,7 +4,11 @@ It never prints; it returns results and raises `AgentctlError`s carrying every p
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,11 +35,23 @@ class EnvRender:
     """`apiVersion/kind` of objects without a schema, when rendering checked them."""
 
 
+@dataclass(frozen=True)
+class Sync:
+    """Compare rendered files with the output tree `out` (None: the project's `output` folder)
+    where they render, in the workers, and with a `stage` folder (see `staging`) write those
+    that differ there, for `write` to move into place."""
+
+    out: Path | None = None
+    stage: Path | None = None
+
+
 @dataclass
 class RenderResult:
     inputs: Inputs
     envs: list[EnvRender] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
+    sync: Sync | None = None
+    """How the files were compared and staged, with `out` resolved."""
 
     @property
     def manifests(self) -> list[Manifest]:
@@ -65,14 +81,15 @@ def select_envs(inputs: Inputs, requested: tuple[str, ...], all_envs: bool) -> l
 
 PARALLEL_MIN_AGENTS = 50
 """Below this many agents, environments render in this process (a worker costs more)."""
-TASKS_PER_WORKER = 4
-"""Chunks of agents per worker and environment: enough for the workers to finish together."""
+TASKS_PER_WORKER = 8
+"""Chunks of agents per worker: small enough for the workers to finish together."""
 
 
 def render(root: Path, envs: tuple[str, ...] = (), all_envs: bool = False,
            agent: str | None = None, workers: int | None = None,
            dump: bool = False, checks: bool = False,
-           objects: bool = True, chunk: int | None = None) -> RenderResult:
+           objects: bool = True, chunk: int | None = None,
+           sync: Sync | None = None) -> RenderResult:
     """Render the selected environments; raise one InputError with every problem.
 
     Agents render independently, so a large fleet is cut into chunks of `chunk` agents per
@@ -81,7 +98,8 @@ def render(root: Path, envs: tuple[str, ...] = (), all_envs: bool = False,
     `checks`, its objects are checked against the Kubernetes schemas there too, and
     credential-looking literal env values are added to the warnings. Without `objects`, the
     objects themselves are not kept (only counts, files and checks): cheaper from a worker.
-    The result does not depend on `workers` or `chunk`."""
+    With `sync`, files are compared with the output tree (and staged) where they render
+    instead of being sent back. The result does not depend on `workers` or `chunk`."""
     inputs = loading.load(root)
     problems: list[Problem] = list(inputs.problems)
     try:
@@ -94,16 +112,19 @@ def render(root: Path, envs: tuple[str, ...] = (), all_envs: bool = False,
     if workers is None:
         small = len(docs) < PARALLEL_MIN_AGENTS or agent is not None
         workers = 1 if small else (os.cpu_count() or 1)
-    if chunk is None:
-        chunk = max(1, -(-len(docs) * len(selected) // (workers * TASKS_PER_WORKER)))
+    if chunk is None:  # equal chunks, TASKS_PER_WORKER of them per worker over all envs
+        per_env = -(-workers * TASKS_PER_WORKER // len(selected))
+        chunk = max(1, -(-len(docs) // per_env))
     tasks = [(env_name, start, min(start + chunk, len(docs)))
              for env_name in selected for start in range(0, max(len(docs), 1), chunk)]
-    flags = _Flags(dump, checks, objects, agent)
+    if sync is not None:
+        sync = Sync(sync.out or root / inputs.project.spec.output, sync.stage)
+    flags = _Flags(dump or sync is not None, checks, objects, agent, sync)
     if workers <= 1 or len(tasks) == 1:
         chunks = [_render_chunk(inputs, docs, task, flags) for task in tasks]
     else:
         chunks = _render_in_processes(inputs, docs, tasks, flags, min(workers, len(tasks)))
-    result = RenderResult(inputs=inputs)
+    result = RenderResult(inputs=inputs, sync=sync)
     for env_name in selected:
         problems += merging.defaults_problems(inputs, env_name)
         mine = [c for c in chunks if c.env == env_name]
@@ -124,6 +145,7 @@ class _Flags:
     objects: bool
     agent: str | None
     """Render only this agent (every agent is still merged and checked)."""
+    sync: Sync | None
 
 
 @dataclass
@@ -134,6 +156,7 @@ class _Chunk:
     origins: list[Origin] = field(default_factory=list)
     manifests: list[Manifest] = field(default_factory=list)
     files: dict[str, str] = field(default_factory=dict)
+    synced: dict[str, str] = field(default_factory=dict)
     provenance: list[dict[str, str]] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
@@ -187,7 +210,12 @@ def _render_chunk(inputs: Inputs, docs: list[AgentDoc], task: tuple[str, int, in
         out.checked = len(checked.passed)
         out.skipped = {f"{m.body['apiVersion']}/{m.body['kind']}" for m in checked.skipped}
     if flags.dump and not out.problems:
-        out.files = {m.file_name: writing.dump(m.body) for m in manifests}
+        files = ((m.file_name, writing.dump(m.body)) for m in manifests)
+        if flags.sync is None:
+            out.files = dict(files)
+        else:
+            assert flags.sync.out is not None
+            out.synced = writing.sync(flags.sync.out, env_name, files, flags.sync.stage)
         out.provenance = [writing.provenance_entry(m) for m in manifests]
     if flags.objects:
         out.manifests = manifests
@@ -208,8 +236,9 @@ def _assemble(inputs: Inputs, env_name: str, chunks: list[_Chunk],
     if flags.dump and not problems:
         files = {name: text for c in chunks for name, text in c.files.items()}
         entries = [e for c in chunks for e in c.provenance]
-        env.output = writing.EnvOutput(env_name, writing.with_provenance(
-            files, env_name, applyset, entries))
+        env.output = writing.EnvOutput(
+            env_name, writing.with_provenance(files, env_name, applyset, entries),
+            synced={name: status for c in chunks for name, status in c.synced.items()})
     return env, problems
 
 
@@ -266,11 +295,28 @@ def outputs(result: RenderResult) -> list[writing.EnvOutput]:
     return [e.output or writing.env_output(e.env, e.applyset, e.manifests) for e in result.envs]
 
 
+@contextmanager
+def staging(out_dir: Path) -> Iterator[Path]:
+    """A scratch folder inside `out_dir` (so files move in by rename) for `Sync.stage`; removed
+    afterwards with whatever is left in it, and `out_dir` too if it was created for it and
+    stayed empty (a failed render writes nothing)."""
+    created = not out_dir.exists()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=".agentctl-staging-", dir=out_dir))
+    try:
+        yield stage
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+        if created and not any(out_dir.iterdir()):
+            out_dir.rmdir()
+
+
 def write(result: RenderResult, out_dir: Path) -> list[str]:
     """Write the rendered tree, one environment per thread (file creation is kernel time, which
     threads spread over the cores); return the paths that changed."""
+    stage = result.sync.stage if result.sync is not None else None
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        changed = pool.map(lambda output: writing.write(out_dir, output), outputs(result))
+        changed = pool.map(lambda output: writing.write(out_dir, output, stage), outputs(result))
         return [path for paths in changed for path in paths]
 
 

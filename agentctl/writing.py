@@ -11,10 +11,12 @@ writing.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -214,12 +216,20 @@ def stream(manifests: Iterable[Manifest]) -> str:
     return "".join("---\n" + dump(m.body) for m in manifests)
 
 
+SAME, MISSING, STALE, STAGED = "same", "missing", "stale", "staged"
+"""How a rendered file compares with the output tree (`sync`)."""
+
+
 @dataclass(frozen=True)
 class EnvOutput:
-    """What one environment's output folder must contain: file → content."""
+    """What one environment's output folder must contain."""
 
     env: str
     files: dict[str, str]
+    """Files to write or compare here: name → content."""
+    synced: dict[str, str] = field(default_factory=dict)
+    """Files already compared with the tree where they were rendered (`sync`): name → SAME,
+    MISSING, STALE or STAGED (written under the stage folder, for `write` to move in)."""
 
 
 def env_output(env: str, applyset: str, manifests: list[Manifest]) -> EnvOutput:
@@ -253,44 +263,85 @@ def _existing(folder: Path) -> set[str]:
     return {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()}
 
 
-def write(out_dir: Path, output: EnvOutput) -> list[str]:
+def sync(out_dir: Path, env: str, files: Iterable[tuple[str, str]],
+         stage: Path | None) -> dict[str, str]:
+    """Compare files with `out_dir/<env>/`; with `stage`, write each that differs to
+    `stage/<env>/` (on the tree's filesystem), for `write` to move into place once every
+    environment rendered without a problem. Return name → SAME, MISSING, STALE or STAGED."""
+    folder = out_dir / env
+    present = folder.is_dir()
+    statuses: dict[str, str] = {}
+    made: set[Path] = set()
+    for name, content in files:
+        data = content.encode()
+        status = MISSING
+        if present:
+            with contextlib.suppress(FileNotFoundError, IsADirectoryError, NotADirectoryError):
+                status = SAME if (folder / name).read_bytes() == data else STALE
+        if stage is not None and status != SAME:
+            path = stage / env / name
+            if path.parent not in made:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                made.add(path.parent)
+            path.write_bytes(data)
+            status = STAGED
+        statuses[name] = status
+    return statuses
+
+
+def write(out_dir: Path, output: EnvOutput, stage: Path | None = None) -> list[str]:
     """Write one environment's folder; return the files changed, created or deleted. Unchanged
-    files are not touched (their mtime stays)."""
+    files are not touched (their mtime stays). Files staged by `sync` are moved in (a new
+    folder in one rename)."""
     folder = out_dir / output.env
     existing = _existing(folder)
     changed: list[str] = []
-    made: set[Path] = set()
+    staged = sorted(name for name, status in output.synced.items() if status == STAGED)
+    if staged:
+        assert stage is not None, "files were staged: pass the stage folder"
+        if not folder.exists():
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(stage / output.env, folder)
+        else:
+            made: set[Path] = set()
+            for name in staged:
+                path = folder / name
+                if path.parent not in made:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    made.add(path.parent)
+                os.replace(stage / output.env / name, path)
+        changed += [f"{output.env}/{name}" for name in staged]
     for name, content in sorted(output.files.items()):
         path = folder / name
         data = content.encode()
         if name in existing and path.read_bytes() == data:
             continue
-        if path.parent not in made:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            made.add(path.parent)
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
         changed.append(f"{output.env}/{name}")
-    for name in sorted(existing - set(output.files)):
+    for name in sorted(existing - set(output.files) - set(output.synced)):
         (folder / name).unlink()
         changed.append(f"{output.env}/{name}")
     for sub in sorted((p for p in folder.rglob("*") if p.is_dir()), reverse=True):
         if not any(sub.iterdir()):
             sub.rmdir()
-    return changed
+    return sorted(changed)
 
 
 def check(out_dir: Path, output: EnvOutput) -> list[Problem]:
     """Stale, missing and orphan files of one environment's folder; writes nothing."""
     folder = out_dir / output.env
-    problems: list[Problem] = []
-    for name, content in sorted(output.files.items()):
+    statuses = dict(output.synced)
+    for name, content in output.files.items():
         path = folder / name
-        shown = str(path)
-        if not path.is_file():
-            problems.append(Problem(file=shown, message="missing: render would create it"))
-        elif path.read_bytes() != content.encode():
-            problems.append(Problem(file=shown, message="stale: render would change it"))
-    for name in sorted(_existing(folder) - set(output.files)):
+        statuses[name] = (MISSING if not path.is_file() else
+                          SAME if path.read_bytes() == content.encode() else STALE)
+    problems = [Problem(file=str(folder / name), message=_VERDICTS[status])
+                for name, status in sorted(statuses.items()) if status in _VERDICTS]
+    for name in sorted(_existing(folder) - set(statuses)):
         problems.append(Problem(file=str(folder / name),
                                 message="orphan: render would delete it"))
     return problems
+
+
+_VERDICTS = {MISSING: "missing: render would create it", STALE: "stale: render would change it"}

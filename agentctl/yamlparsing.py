@@ -18,6 +18,36 @@ import yaml
 
 _Base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
+MAX_NODES = 100_000
+"""Expanded YAML nodes per document; far above any real agent, far below an alias bomb."""
+MAX_DEPTH = 200
+
+
+class TooDeepError(Exception):
+    pass
+
+
+def expanded_size(node: Any, memo: dict[int, int] | None = None, depth: int = 0) -> int:
+    """Nodes the document would have with every alias expanded, in linear time, at most
+    MAX_NODES + 1 (a cycle, from a recursive alias, counts as that); raises TooDeepError past
+    MAX_DEPTH levels."""
+    if depth > MAX_DEPTH:
+        raise TooDeepError
+    memo = {} if memo is None else memo
+    key = id(node)
+    if key in memo:
+        return memo[key]
+    memo[key] = MAX_NODES + 1
+    size = 1
+    if isinstance(node, dict):
+        for k, v in node.items():
+            size += expanded_size(k, memo, depth + 1) + expanded_size(v, memo, depth + 1)
+    elif isinstance(node, list):
+        for v in node:
+            size += expanded_size(v, memo, depth + 1)
+    memo[key] = min(size, MAX_NODES + 1)
+    return memo[key]
+
 
 class _Resolver(yaml.resolver.Resolver):
     """YAML 1.2 core schema implicit types (PyYAML implements YAML 1.1)."""
@@ -50,7 +80,9 @@ class Loader(_Base, _Resolver):  # type: ignore[misc]
             try:
                 duplicate = key in seen
             except TypeError:
-                duplicate = False
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping", node.start_mark, "found unhashable key",
+                    key_node.start_mark) from None
             if duplicate:
                 raise DuplicateKeyError("while constructing a mapping", node.start_mark,
                                         f"found duplicate key {key!r}", key_node.start_mark)
@@ -131,6 +163,86 @@ class _RenderedLoader(Loader):
         return self.values[index]
 
 
+    def construct_document(self, node: Any) -> Any:
+        """Plain maps, lists and core-schema scalars are built here directly (shared nodes stay
+        shared, duplicate keys are refused with the same error); anything else (explicit tags,
+        merge keys, a recursive alias, a key that is not a scalar) takes PyYAML's general path."""
+        builder = _Builder(self)
+        try:
+            doc = builder.build(node)
+        except _General:
+            doc = super().construct_document(node)
+        else:
+            if not builder.shared:
+                return doc  # no alias: nothing to expand
+        try:
+            too_big = expanded_size(doc) > MAX_NODES
+        except TooDeepError:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"nested deeper than {MAX_DEPTH} levels", node.start_mark) from None
+        if too_big:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"expands to more than {MAX_NODES} nodes (an alias bomb, or a "
+                "recursive alias?)", node.start_mark)
+        return doc
+
+
+class _General(Exception):
+    """The node needs PyYAML's general constructor."""
+
+
+_STR = "tag:yaml.org,2002:str"
+_MAP = "tag:yaml.org,2002:map"
+_SEQ = "tag:yaml.org,2002:seq"
+_SCALAR_TAGS = frozenset({"tag:yaml.org,2002:int", "tag:yaml.org,2002:float",
+                          "tag:yaml.org,2002:bool", "tag:yaml.org,2002:null", _JSON_TAG})
+
+
+class _Builder:
+    def __init__(self, loader: _RenderedLoader) -> None:
+        self.loader = loader
+        self.built: dict[int, Any] = {}
+        self.building: set[int] = set()
+        self.shared = False
+        """A node was reached twice (an alias)."""
+
+    def build(self, node: Any) -> Any:
+        tag = node.tag
+        if tag == _STR:
+            return node.value
+        key = id(node)
+        if key in self.built:
+            self.shared = True
+            return self.built[key]
+        if tag in _SCALAR_TAGS:
+            value = self.loader.yaml_constructors[tag](self.loader, node)
+        elif tag == _MAP:
+            if key in self.building:
+                raise _General  # a recursive alias: refused below
+            self.building.add(key)
+            value = {}
+            for key_node, value_node in node.value:
+                if key_node.tag != _STR and key_node.tag not in _SCALAR_TAGS:
+                    raise _General
+                item = self.build(key_node)
+                if item in value:
+                    raise DuplicateKeyError("while constructing a mapping", node.start_mark,
+                                            f"found duplicate key {item!r}",
+                                            key_node.start_mark)
+                value[item] = self.build(value_node)
+            self.building.discard(key)
+        elif tag == _SEQ:
+            if key in self.building:
+                raise _General
+            self.building.add(key)
+            value = [self.build(item) for item in node.value]
+            self.building.discard(key)
+        else:
+            raise _General
+        self.built[key] = value
+        return value
+
+
 _RenderedLoader.yaml_implicit_resolvers = {
     key: list(value) for key, value in Loader.yaml_implicit_resolvers.items()}
 _RenderedLoader.add_implicit_resolver(_JSON_TAG, re.compile(r"^__agentctl_json_value_[0-9]+__$"),
@@ -142,7 +254,7 @@ def load_rendered(text: str) -> list[Any]:
     """The documents of a blueprint's output (YAML 1.2 core rules, duplicate keys refused),
     with one-line JSON values decoded by the JSON parser. Raises yaml.YAMLError."""
     if "__agentctl_json_value_" in text:  # cannot collide with our placeholders: parse plainly
-        return load_all(text)
+        return _plain_rendered(text)
     values: list[Any] = []
 
     def lift(match: re.Match[str]) -> str:
@@ -155,7 +267,7 @@ def load_rendered(text: str) -> list[Any]:
 
     skeleton = _JSON_LINE.sub(lift, text)
     if not values:
-        return load_all(text)
+        return _plain_rendered(text)
     loader = _RenderedLoader(skeleton)  # type: ignore[call-arg]
     loader.values, loader.used = values, []
     try:
@@ -167,5 +279,21 @@ def load_rendered(text: str) -> list[Any]:
     if sorted(loader.used) != list(range(len(values))):
         # A JSON-looking line was not a whole value (a line of a block scalar, say): the
         # placeholder landed inside text. Parse the original as it is.
-        return load_all(text)
+        return _plain_rendered(text)
+    return docs
+
+
+def _plain_rendered(text: str) -> list[Any]:
+    """Blueprint output parsed by the general loader, with aliases held to the same limits."""
+    docs = load_all(text)
+    if "&" in text:  # an anchor, so maybe aliases
+        for doc in docs:
+            try:
+                too_big = expanded_size(doc) > MAX_NODES
+            except TooDeepError:
+                too_big = True
+            if too_big:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"a document expands to more than {MAX_NODES} nodes or "
+                    f"{MAX_DEPTH} levels (an alias bomb, or a recursive alias?)")
     return docs

@@ -12,6 +12,7 @@ import yaml
 from typer.testing import CliRunner
 
 from agentctl.cli import app
+from agentctl.errors import InputError
 from tests.conftest import REPO, tree
 
 
@@ -140,3 +141,60 @@ def test_rendering_in_chunks_and_worker_processes_gives_the_same_bytes(
     assert [[m.ref for m in e.manifests] for e in serial.envs] == [
         [m.ref for m in e.manifests] for e in parallel.envs]
     assert serial.warnings == parallel.warnings
+
+
+def test_files_written_where_they_render_make_the_same_tree(example: Path, tmp_path: Path) -> None:
+    """With `--out`, workers compare each file with the tree and stage the ones that differ; the
+    tree that results is the golden, and a second run moves in exactly what was changed by
+    hand (a stale file, a missing one) and deletes the orphan."""
+    from agentctl import pipeline
+
+    out = tmp_path / "out"
+
+    def render() -> list[str]:
+        with pipeline.staging(out) as stage:
+            result = pipeline.render(example, all_envs=True, workers=2, chunk=1, objects=False,
+                                     sync=pipeline.Sync(out, stage))
+            return pipeline.write(result, out)
+
+    first = render()
+    assert tree(out) == tree(REPO / "rendered")
+    assert len(first) == len(tree(out))
+    folder = out / "prod" / "agents-prod"
+    (folder / "deployment-chat-assistant.yaml").write_text("edited: true\n")
+    (folder / "service-chat-assistant.yaml").unlink()
+    (folder / "configmap-orphan.yaml").write_text("kind: Nothing\n")
+    assert sorted(render()) == ["prod/agents-prod/configmap-orphan.yaml",
+                                "prod/agents-prod/deployment-chat-assistant.yaml",
+                                "prod/agents-prod/service-chat-assistant.yaml"]
+    assert tree(out) == tree(REPO / "rendered")
+    assert render() == []
+    assert sorted(p.name for p in out.iterdir()) == ["dev", "prod", "staging"]  # no stage left
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new-tree", "existing-tree"])
+def test_a_failed_render_writes_nothing(runner: CliRunner, example: Path, tmp_path: Path,
+                                        existing: bool) -> None:
+    """One bad agent among many: the output tree is left exactly as it was (not even created),
+    although the other agents rendered (and were staged) in worker processes."""
+    from agentctl import pipeline
+
+    out = tmp_path / "out"
+    if existing:
+        _render(runner, example, out)
+    before = tree(out) if existing else None
+    bad = example / "agents" / "code-review.yaml"
+    bad.write_text(bad.read_text().replace("replicas: 4", "replicas: -4", 1))
+    assert "replicas: -4" in bad.read_text()
+    result = runner.invoke(app, ["-C", str(example), "render", "--all-envs", "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert "code-review.yaml" in result.output
+    if existing:
+        assert tree(out) == before
+        assert sorted(p.name for p in out.iterdir()) == ["dev", "prod", "staging"]
+    else:
+        assert not out.exists()
+    with pytest.raises(InputError), pipeline.staging(out) as stage:
+        pipeline.render(example, all_envs=True, workers=2, chunk=1, objects=False,
+                        sync=pipeline.Sync(out, stage))
+    assert (tree(out) == before) if existing else not out.exists()

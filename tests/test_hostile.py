@@ -152,6 +152,8 @@ CASES: list[Bad] = [
     Bad("yaml-alias-bomb", {AGENT_FILE: BILLION_LAUGHS}, AT_AGENT, "alias bomb"),
     Bad("yaml-recursive-alias", {AGENT_FILE: RECURSIVE_ALIAS}, AT_AGENT, "alias"),
     Bad("yaml-duplicate-key", {AGENT_FILE: DUPLICATE_KEY}, AT_AGENT, "replicas"),
+    Bad("yaml-unhashable-key", {AGENT_FILE: agent() + "? [a, b]\n: c\n"}, AT_AGENT,
+        "unhashable key"),
     Bad("yaml-deep-nesting", {AGENT_FILE: agent() + "  x: " + "[" * 500 + "]" * 500 + "\n"},
         r"agents/x\.yaml", "invalid YAML"),
     Bad("yaml-file-too-large", {AGENT_FILE: agent() + "  y: " + "x" * (5 << 20) + "\n"},
@@ -313,6 +315,13 @@ CASES: list[Bad] = [
         rf"{BLUEPRINT}/main\.yaml\.j2:7:", "exceeds 1000000"),
     Bad("template-power-bomb", blueprint(CONFIG_MAP + "{% set n = 2 ** 10000000 %}\n"),
         rf"{BLUEPRINT}/main\.yaml\.j2:7:", "100000 bits"),
+    Bad("template-output-recursive-alias", blueprint(CONFIG_MAP + "extra: &e [*e]\n"),
+        rf"{BLUEPRINT}/main\.yaml\.j2", "recursive alias"),
+    Bad("template-output-alias-bomb", blueprint(CONFIG_MAP + "".join(
+        f"  l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10) if i else '{{ 1 }}'}]\n"
+        for i in range(9))), rf"{BLUEPRINT}/main\.yaml\.j2", "alias bomb"),
+    Bad("template-output-unhashable-key", blueprint(CONFIG_MAP + "  ? [a, b]\n  : v\n"),
+        rf"{BLUEPRINT}/main\.yaml\.j2", "unhashable key"),
     Bad("template-not-an-object", blueprint("- a\n- b\n"), rf"{BLUEPRINT}/main\.yaml\.j2",
         "apiVersion, kind and metadata.name"),
     Bad("template-fail", blueprint(CONFIG_MAP + "{% do fail('spec.model.id', 'no') %}\n"),

@@ -58,20 +58,28 @@ def render(
     g = globals_of(ctx, project=project, env=env, all_envs=all_envs, output=output,
                    no_color=no_color, verbose=verbose)
     console = console_for(ctx)
-    to_files = check or out is not None
-    result = pipeline.render(g.project_dir, g.env, g.all_envs, agent, dump=to_files,
-                             objects=not to_files)
+    if check:
+        result = pipeline.render(g.project_dir, g.env, g.all_envs, agent, objects=False,
+                                 sync=pipeline.Sync(out))
+        for warning in result.warnings:
+            console.warning(warning)
+        assert result.sync is not None
+        assert result.sync.out is not None
+        pipeline.check(result, result.sync.out)
+        console.info(f"{result.sync.out}: up to date ({result.count} objects)")
+        return ExitCode.OK
+    if out is not None:
+        with pipeline.staging(out) as stage:
+            result = pipeline.render(g.project_dir, g.env, g.all_envs, agent, objects=False,
+                                     sync=pipeline.Sync(out, stage))
+            for warning in result.warnings:
+                console.warning(warning)
+            changed = pipeline.write(result, out)
+        console.info(f"{out}: {result.count} objects, {len(changed)} files changed")
+        return ExitCode.OK
+    result = pipeline.render(g.project_dir, g.env, g.all_envs, agent)
     for warning in result.warnings:
         console.warning(warning)
-    if check or out is not None:
-        out_dir = out if out is not None else g.project_dir / result.inputs.project.spec.output
-        if check:
-            pipeline.check(result, out_dir)
-            console.info(f"{out_dir}: up to date ({result.count} objects)")
-            return ExitCode.OK
-        changed = pipeline.write(result, out_dir)
-        console.info(f"{out_dir}: {result.count} objects, {len(changed)} files changed")
-        return ExitCode.OK
     if g.output == OutputFormat.json:
         console.data({"apiVersion": "v1", "kind": "List",
                       "items": [m.body for m in result.manifests]})

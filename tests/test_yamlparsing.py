@@ -1,0 +1,76 @@
+"""Blueprint output is parsed by `yamlparsing.load_rendered`: one-line JSON values through the JSON
+decoder and plain maps, lists and scalars built directly. It must give exactly what the general
+loader gives (YAML 1.2 core types, duplicate keys refused), including for the odd cases it hands
+back to PyYAML."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+
+from agentctl import yamlparsing
+
+SAME = [
+    "a: 1\nb: 1.5\nc: true\nd: null\ne: ~\nf: yes\ng: 010\nh: 0o17\ni: 0x1F\nj: '1'\nk: .inf\n",
+    'labels: {"app": "x", "n": 1}\nports: [{"name": "http", "containerPort": 8080}]\n',
+    "list:\n- a\n- {b: [1, 2, {c: d}]}\n- - nested\n  - list\nempty: {}\nnone: []\n",
+    "text: |\n  line one\n  {\"not\": \"json\"}\nother: >-\n  folded\n  text\n",
+    "base: &b {x: 1, y: [1, 2]}\nfirst: *b\nsecond: *b\n",
+    "binary: !!binary aGVsbG8=\nstr: !!str 12\nset: !!set {a, b}\n",
+    "1: int key\n'1': str key\n",
+    "a: 1\n---\nb: 2\n---\n",
+    'msg: "quoted # not a comment"\nurl: http://x:80/a#b\n',
+]
+
+
+@pytest.mark.parametrize("text", SAME)
+def test_same_data_as_the_general_loader(text: str) -> None:
+    assert yamlparsing.load_rendered(text) == yamlparsing.load_all(text)
+
+
+def test_aliases_stay_shared_not_copied() -> None:
+    docs: Any = yamlparsing.load_rendered("base: &b {x: [1, 2]}\nfirst: *b\nsecond: *b\n")
+    assert docs[0]["first"] is docs[0]["second"] is docs[0]["base"]
+
+
+@pytest.mark.parametrize("text", [
+    "a: 1\na: 2\n",
+    'a: {"x": 1}\nb:\n  c: 1\n  c: 2\n',
+    "list:\n- k: 1\n  k: 1\n",
+])
+def test_duplicate_keys_are_refused_with_the_same_error(text: str) -> None:
+    with pytest.raises(yamlparsing.DuplicateKeyError) as fast:
+        yamlparsing.load_rendered(text)
+    with pytest.raises(yamlparsing.DuplicateKeyError) as general:
+        yamlparsing.load_all(text)
+    assert str(fast.value) == str(general.value)
+
+
+@pytest.mark.parametrize("text", [
+    "? [complex, key]\n: value\n",  # a key that cannot be hashed
+    "a: !!python/object:os.system {}\n",  # not a safe tag
+    "a: 1\ntrue: 2\n1: 3\n",  # true and 1 are the same key to Python
+])
+def test_what_the_general_loader_refuses_is_refused(text: str) -> None:
+    with pytest.raises(yaml.YAMLError) as fast:
+        yamlparsing.load_rendered(text)
+    with pytest.raises(yaml.YAMLError) as general:
+        yamlparsing.load_all(text)
+    assert type(fast.value) is type(general.value)
+
+
+BOMB = "".join(f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10) if i else 'x'}]\n"
+               for i in range(9))
+
+
+@pytest.mark.parametrize("text", [
+    "a: &a [*a]\n", 'a: &a {"b": 1, c: *a}\n', "a: &a [*a]\nb: {\"j\": 1}\n",
+    BOMB, BOMB + 'j: {"k": 1}\n', 'j: {"k": 1}\nd: !!binary aGk=\n' + BOMB,
+])
+def test_recursive_aliases_and_alias_bombs_in_blueprint_output_are_refused(text: str) -> None:
+    """Whichever way the output is parsed: the data would be expanded by the digest and the
+    writer."""
+    with pytest.raises(yaml.constructor.ConstructorError, match="alias"):
+        yamlparsing.load_rendered(text)

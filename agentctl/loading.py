@@ -26,8 +26,6 @@ from agentctl.model.agent import AGENT_API_VERSION, AgentMeta
 from agentctl.model.environment import PROJECT_API_VERSION, Environment, Project
 from agentctl.sources import Source, problems_from
 
-MAX_NODES = yamlparsing.MAX_NODES
-MAX_DEPTH = yamlparsing.MAX_DEPTH
 MAX_FILE_BYTES = 4 * 1024 * 1024
 PROJECT_FILE = "agentctl.yaml"
 
@@ -122,16 +120,6 @@ def _documents(path: Path, root: Path, problems: list[Problem]) -> Iterator[tupl
         if doc is None:
             continue
         source = Source(file=name, root=functools.partial(trees.document, index))
-        try:
-            too_big = yamlparsing.expanded_size(doc) > MAX_NODES
-        except yamlparsing.TooDeepError:
-            problems.append(source.problem((), f"invalid YAML: nested deeper than {MAX_DEPTH} "
-                                           "levels", field=""))
-            continue
-        if too_big:
-            problems.append(source.problem((), f"document expands to more than {MAX_NODES} "
-                                           "nodes (an alias bomb?)", field=""))
-            continue
         if not isinstance(doc, dict):
             problems.append(source.problem((), "a document must be a mapping", field=""))
             continue

@@ -89,6 +89,31 @@ class Loader(_Base, _Resolver):  # type: ignore[misc]
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
+    def construct_document(self, node: Any) -> Any:
+        """Plain maps, lists and core-schema scalars are built here directly (shared nodes stay
+        shared, duplicate keys are refused with the same error); anything else (explicit tags,
+        merge keys, a recursive alias, a key that is not a scalar, deep nesting) takes PyYAML's
+        general path. A document with aliases must not expand past MAX_NODES nodes (an alias
+        bomb) or MAX_DEPTH levels, nor contain itself (a recursive alias)."""
+        builder = _Builder(self)
+        try:
+            doc = builder.build(node)
+        except _General:
+            doc = super().construct_document(node)
+        else:
+            if not builder.shared:
+                return doc  # no alias: nothing to expand
+        try:
+            too_big = expanded_size(doc) > MAX_NODES
+        except TooDeepError:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"nested deeper than {MAX_DEPTH} levels", node.start_mark) from None
+        if too_big:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"expands to more than {MAX_NODES} nodes (an alias bomb, or a "
+                "recursive alias?)", node.start_mark)
+        return doc
+
     def construct_yaml_int(self, node: Any) -> int:
         value = str(self.construct_scalar(node))
         if value.startswith("0o"):
@@ -163,30 +188,6 @@ class _RenderedLoader(Loader):
         return self.values[index]
 
 
-    def construct_document(self, node: Any) -> Any:
-        """Plain maps, lists and core-schema scalars are built here directly (shared nodes stay
-        shared, duplicate keys are refused with the same error); anything else (explicit tags,
-        merge keys, a recursive alias, a key that is not a scalar) takes PyYAML's general path."""
-        builder = _Builder(self)
-        try:
-            doc = builder.build(node)
-        except _General:
-            doc = super().construct_document(node)
-        else:
-            if not builder.shared:
-                return doc  # no alias: nothing to expand
-        try:
-            too_big = expanded_size(doc) > MAX_NODES
-        except TooDeepError:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"nested deeper than {MAX_DEPTH} levels", node.start_mark) from None
-        if too_big:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"expands to more than {MAX_NODES} nodes (an alias bomb, or a "
-                "recursive alias?)", node.start_mark)
-        return doc
-
-
 class _General(Exception):
     """The node needs PyYAML's general constructor."""
 
@@ -199,14 +200,14 @@ _SCALAR_TAGS = frozenset({"tag:yaml.org,2002:int", "tag:yaml.org,2002:float",
 
 
 class _Builder:
-    def __init__(self, loader: _RenderedLoader) -> None:
+    def __init__(self, loader: Loader) -> None:
         self.loader = loader
         self.built: dict[int, Any] = {}
         self.building: set[int] = set()
         self.shared = False
         """A node was reached twice (an alias)."""
 
-    def build(self, node: Any) -> Any:
+    def build(self, node: Any, depth: int = 0) -> Any:
         tag = node.tag
         if tag == _STR:
             return node.value
@@ -216,6 +217,8 @@ class _Builder:
             return self.built[key]
         if tag in _SCALAR_TAGS:
             value = self.loader.yaml_constructors[tag](self.loader, node)
+        elif depth > MAX_DEPTH:
+            raise _General
         elif tag == _MAP:
             if key in self.building:
                 raise _General  # a recursive alias: refused below
@@ -224,18 +227,18 @@ class _Builder:
             for key_node, value_node in node.value:
                 if key_node.tag != _STR and key_node.tag not in _SCALAR_TAGS:
                     raise _General
-                item = self.build(key_node)
+                item = self.build(key_node, depth + 1)
                 if item in value:
                     raise DuplicateKeyError("while constructing a mapping", node.start_mark,
                                             f"found duplicate key {item!r}",
                                             key_node.start_mark)
-                value[item] = self.build(value_node)
+                value[item] = self.build(value_node, depth + 1)
             self.building.discard(key)
         elif tag == _SEQ:
             if key in self.building:
                 raise _General
             self.building.add(key)
-            value = [self.build(item) for item in node.value]
+            value = [self.build(item, depth + 1) for item in node.value]
             self.building.discard(key)
         else:
             raise _General

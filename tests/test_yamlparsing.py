@@ -1,7 +1,8 @@
-"""Blueprint output is parsed by `yamlparsing.load_rendered`: one-line JSON values through the JSON
-decoder and plain maps, lists and scalars built directly. It must give exactly what the general
-loader gives (YAML 1.2 core types, duplicate keys refused), including for the odd cases it hands
-back to PyYAML."""
+"""User files (`yamlparsing.load_all`) and blueprint output (`yamlparsing.load_rendered`, which
+also sends one-line JSON values through the JSON decoder) are built directly from libyaml's nodes
+for plain maps, lists and scalars. They must give exactly what PyYAML's general constructor gives
+with the same YAML 1.2 core rules (duplicate keys refused), including for the odd cases handed
+back to it; aliases must not expand into a bomb or contain themselves."""
 
 from __future__ import annotations
 
@@ -11,6 +12,17 @@ import pytest
 import yaml
 
 from agentctl import yamlparsing
+
+
+class GeneralLoader(yamlparsing.Loader):
+    """The same rules through PyYAML's general constructor only: the reference."""
+
+    def construct_document(self, node: Any) -> Any:
+        return yaml.constructor.BaseConstructor.construct_document(self, node)
+
+
+def general(text: str) -> list[Any]:
+    return list(yaml.load_all(text, Loader=GeneralLoader))
 
 SAME = [
     "a: 1\nb: 1.5\nc: true\nd: null\ne: ~\nf: yes\ng: 010\nh: 0o17\ni: 0x1F\nj: '1'\nk: .inf\n",
@@ -27,7 +39,8 @@ SAME = [
 
 @pytest.mark.parametrize("text", SAME)
 def test_same_data_as_the_general_loader(text: str) -> None:
-    assert yamlparsing.load_rendered(text) == yamlparsing.load_all(text)
+    assert yamlparsing.load_rendered(text) == general(text)
+    assert yamlparsing.load_all(text) == general(text)
 
 
 def test_aliases_stay_shared_not_copied() -> None:
@@ -43,9 +56,9 @@ def test_aliases_stay_shared_not_copied() -> None:
 def test_duplicate_keys_are_refused_with_the_same_error(text: str) -> None:
     with pytest.raises(yamlparsing.DuplicateKeyError) as fast:
         yamlparsing.load_rendered(text)
-    with pytest.raises(yamlparsing.DuplicateKeyError) as general:
-        yamlparsing.load_all(text)
-    assert str(fast.value) == str(general.value)
+    with pytest.raises(yamlparsing.DuplicateKeyError) as reference:
+        general(text)
+    assert str(fast.value) == str(reference.value)
 
 
 @pytest.mark.parametrize("text", [
@@ -56,9 +69,9 @@ def test_duplicate_keys_are_refused_with_the_same_error(text: str) -> None:
 def test_what_the_general_loader_refuses_is_refused(text: str) -> None:
     with pytest.raises(yaml.YAMLError) as fast:
         yamlparsing.load_rendered(text)
-    with pytest.raises(yaml.YAMLError) as general:
-        yamlparsing.load_all(text)
-    assert type(fast.value) is type(general.value)
+    with pytest.raises(yaml.YAMLError) as reference:
+        general(text)
+    assert type(fast.value) is type(reference.value)
 
 
 BOMB = "".join(f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10) if i else 'x'}]\n"
@@ -69,8 +82,9 @@ BOMB = "".join(f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10) if i else 'x'}]\n"
     "a: &a [*a]\n", 'a: &a {"b": 1, c: *a}\n', "a: &a [*a]\nb: {\"j\": 1}\n",
     BOMB, BOMB + 'j: {"k": 1}\n', 'j: {"k": 1}\nd: !!binary aGk=\n' + BOMB,
 ])
-def test_recursive_aliases_and_alias_bombs_in_blueprint_output_are_refused(text: str) -> None:
-    """Whichever way the output is parsed: the data would be expanded by the digest and the
-    writer."""
+def test_recursive_aliases_and_alias_bombs_are_refused(text: str) -> None:
+    """Whichever way it is parsed (validation, the digest and the writer would expand them)."""
     with pytest.raises(yaml.constructor.ConstructorError, match="alias"):
         yamlparsing.load_rendered(text)
+    with pytest.raises(yaml.constructor.ConstructorError, match="alias"):
+        yamlparsing.load_all(text)

@@ -64,6 +64,11 @@ class ObjectRef:
     def __str__(self) -> str:
         return "/".join(p for p in (self.kind, self.namespace, self.name) if p)
 
+    @property
+    def file_name(self) -> str:
+        """`<namespace>/<kind>-<name>.yaml`, cluster-scoped under `_cluster/`."""
+        return f"{self.namespace or '_cluster'}/{self.kind.lower()}-{self.name}.yaml"
+
 
 @dataclass(frozen=True)
 class Origin:
@@ -97,8 +102,7 @@ class Manifest:
     @property
     def file_name(self) -> str:
         """`<namespace>/<kind>-<name>.yaml`, cluster-scoped under `_cluster/`."""
-        folder = self.ref.namespace or "_cluster"
-        return f"{folder}/{self.ref.kind.lower()}-{self.ref.name}.yaml"
+        return self.ref.file_name
 
 
 def canonical_json(body: Any) -> str:

@@ -33,6 +33,8 @@ class EnvRender:
     """Objects that passed the Kubernetes schemas, when rendering checked them."""
     skipped: frozenset[str] = frozenset()
     """`apiVersion/kind` of objects without a schema, when rendering checked them."""
+    order: list[str] = field(default_factory=list)
+    """Output file names in apply order."""
 
 
 @dataclass(frozen=True)
@@ -232,7 +234,8 @@ def _assemble(inputs: Inputs, env_name: str, chunks: list[_Chunk],
     applyset = _applyset(inputs, env_name)
     env = EnvRender(env_name, merging.environment_of(inputs, env_name).spec.namespace, applyset,
                     manifests, count=len(origins), checked=sum(c.checked for c in chunks),
-                    skipped=frozenset().union(*(c.skipped for c in chunks)))
+                    skipped=frozenset().union(*(c.skipped for c in chunks)),
+                    order=[o.ref.file_name for o in origins])
     if flags.dump and not problems:
         files = {name: text for c in chunks for name, text in c.files.items()}
         entries = [e for c in chunks for e in c.provenance]
@@ -293,6 +296,18 @@ def _problem_order(problem: Problem) -> tuple[str, str, int, int, str, str]:
 
 def outputs(result: RenderResult) -> list[writing.EnvOutput]:
     return [e.output or writing.env_output(e.env, e.applyset, e.manifests) for e in result.envs]
+
+
+def stream(result: RenderResult) -> str:
+    """Every environment's objects as one multi-document YAML stream, in apply order (from the
+    files formatted where they rendered, when there are any)."""
+    parts: list[str] = []
+    for env in result.envs:
+        if env.output is not None and not env.output.synced:
+            parts += ["---\n" + env.output.files[name] for name in env.order]
+        else:
+            parts.append(writing.stream(env.manifests))
+    return "".join(parts)
 
 
 @contextmanager

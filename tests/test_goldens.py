@@ -198,3 +198,17 @@ def test_a_failed_render_writes_nothing(runner: CliRunner, example: Path, tmp_pa
         pipeline.render(example, all_envs=True, workers=2, chunk=1, objects=False,
                         sync=pipeline.Sync(out, stage))
     assert (tree(out) == before) if existing else not out.exists()
+
+
+def test_the_stream_is_the_objects_in_apply_order_whoever_formats_them(example: Path) -> None:
+    """`render` without --out joins the files formatted in the workers in apply order: the same
+    bytes as formatting the objects in this process."""
+    from agentctl import pipeline, writing
+
+    objects = pipeline.render(example, all_envs=True, workers=1)
+    expected = writing.stream(objects.manifests)
+    assert expected.count("---\n") == objects.count
+    for workers, chunk in ((1, None), (2, 1)):
+        files = pipeline.render(example, all_envs=True, workers=workers, chunk=chunk, dump=True,
+                                objects=False)
+        assert pipeline.stream(files) == expected

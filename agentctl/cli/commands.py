@@ -53,7 +53,7 @@ def render(
     no_color: NoColorOpt = False,
     verbose: VerboseOpt = False,
 ) -> ExitCode:
-    from agentctl import pipeline, writing
+    from agentctl import pipeline
 
     g = globals_of(ctx, project=project, env=env, all_envs=all_envs, output=output,
                    no_color=no_color, verbose=verbose)
@@ -77,14 +77,16 @@ def render(
             changed = pipeline.write(result, out)
         console.info(f"{out}: {result.count} objects, {len(changed)} files changed")
         return ExitCode.OK
-    result = pipeline.render(g.project_dir, g.env, g.all_envs, agent)
+    as_json = g.output == OutputFormat.json
+    result = pipeline.render(g.project_dir, g.env, g.all_envs, agent, dump=not as_json,
+                             objects=as_json)
     for warning in result.warnings:
         console.warning(warning)
-    if g.output == OutputFormat.json:
+    if as_json:
         console.data({"apiVersion": "v1", "kind": "List",
                       "items": [m.body for m in result.manifests]})
     else:
-        console.out(writing.stream(result.manifests))
+        console.out(pipeline.stream(result))
     return ExitCode.OK
 
 

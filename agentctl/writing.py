@@ -319,12 +319,16 @@ def write(out_dir: Path, output: EnvOutput, stage: Path | None = None) -> list[s
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
         changed.append(f"{output.env}/{name}")
-    for name in sorted(existing - set(output.files) - set(output.synced)):
+    orphans = sorted(existing - set(output.files) - set(output.synced))
+    for name in orphans:
         (folder / name).unlink()
         changed.append(f"{output.env}/{name}")
-    for sub in sorted((p for p in folder.rglob("*") if p.is_dir()), reverse=True):
-        if not any(sub.iterdir()):
+    emptied = {(folder / name).parent for name in orphans}  # only these can be empty now
+    for start in sorted(emptied, key=lambda p: len(p.parts), reverse=True):
+        sub = start
+        while sub != folder and sub.is_dir() and not any(sub.iterdir()):
             sub.rmdir()
+            sub = sub.parent
     return sorted(changed)
 
 

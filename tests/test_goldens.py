@@ -164,9 +164,13 @@ def test_files_written_where_they_render_make_the_same_tree(example: Path, tmp_p
     (folder / "deployment-chat-assistant.yaml").write_text("edited: true\n")
     (folder / "service-chat-assistant.yaml").unlink()
     (folder / "configmap-orphan.yaml").write_text("kind: Nothing\n")
+    (out / "prod" / "gone-ns" / "deep").mkdir(parents=True)
+    (out / "prod" / "gone-ns" / "deep" / "configmap-x.yaml").write_text("kind: Nothing\n")
     assert sorted(render()) == ["prod/agents-prod/configmap-orphan.yaml",
                                 "prod/agents-prod/deployment-chat-assistant.yaml",
-                                "prod/agents-prod/service-chat-assistant.yaml"]
+                                "prod/agents-prod/service-chat-assistant.yaml",
+                                "prod/gone-ns/deep/configmap-x.yaml"]
+    assert not (out / "prod" / "gone-ns").exists()  # emptied folders go too
     assert tree(out) == tree(REPO / "rendered")
     assert render() == []
     assert sorted(p.name for p in out.iterdir()) == ["dev", "prod", "staging"]  # no stage left

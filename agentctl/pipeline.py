@@ -16,7 +16,7 @@ from agentctl import blueprints, finishing, loading, merging, writing
 from agentctl.errors import InputError, Problem, StaleOutputError
 from agentctl.inputs import AgentDoc, Inputs
 from agentctl.manifests import Manifest, Origin, applyset_id, applyset_parent_name
-from agentctl.rendering import Rendered, Renderer
+from agentctl.rendering import Rendered, Renderer, forget_templates
 
 
 @dataclass
@@ -102,6 +102,7 @@ def render(root: Path, envs: tuple[str, ...] = (), all_envs: bool = False,
     objects themselves are not kept (only counts, files and checks): cheaper from a worker.
     With `sync`, files are compared with the output tree (and staged) where they render
     instead of being sent back. The result does not depend on `workers` or `chunk`."""
+    forget_templates()
     inputs = loading.load(root)
     problems: list[Problem] = list(inputs.problems)
     try:

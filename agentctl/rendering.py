@@ -87,7 +87,14 @@ def _sha256(value: Any) -> str:
 
 
 _ENVIRONMENTS: dict[Path, SandboxedEnvironment] = {}
-"""One environment per blueprint folder for the life of the process (compiled templates)."""
+"""One environment per blueprint folder (compiled templates), until `forget_templates`."""
+
+
+def forget_templates() -> None:
+    """Start the next render from the templates as they are now on disk (compiled ones come
+    back from the bytecode cache when unchanged). Within one render each template is loaded
+    once, not checked for changes at every use."""
+    _ENVIRONMENTS.clear()
 
 
 def _bytecode_cache() -> jinja2.BytecodeCache | None:
@@ -148,7 +155,7 @@ def build_environment(folder: Path) -> SandboxedEnvironment:
         trim_blocks=True,
         lstrip_blocks=True,
         extensions=["jinja2.ext.do", "jinja2.ext.loopcontrols"],
-        auto_reload=True,  # a changed template is recompiled; an unchanged one costs one stat
+        auto_reload=False,  # one render sees one version of each template (`forget_templates`)
         cache_size=400,
         bytecode_cache=_bytecode_cache(),
     )

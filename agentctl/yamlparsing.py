@@ -256,6 +256,8 @@ _RenderedLoader.add_constructor(_JSON_TAG, _RenderedLoader.construct_json)
 def load_rendered(text: str) -> list[Any]:
     """The documents of a blueprint's output (YAML 1.2 core rules, duplicate keys refused),
     with one-line JSON values decoded by the JSON parser. Raises yaml.YAMLError."""
+    if not text or text.isspace():  # a template with nothing to render for this agent
+        return []
     if "__agentctl_json_value_" in text:  # cannot collide with our placeholders: parse plainly
         return _plain_rendered(text)
     values: list[Any] = []

@@ -137,3 +137,18 @@ def test_environment_overrides_apply_last(runner: CliRunner) -> None:
     env = {e["name"]: e.get("value")
            for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["LOG_LEVEL"] == "debug"  # from dev's defaults
+
+
+def test_a_changed_template_is_used_by_the_next_render(tmp_path: Path) -> None:
+    """Within one render a template is loaded once; the next render (same process) sees the
+    template as it is on disk now."""
+    from agentctl import pipeline
+    from tests.hostile.projects import BLUEPRINT, CONFIG_MAP, blueprint, write_project
+
+    root = write_project(tmp_path, blueprint(CONFIG_MAP))
+    first = pipeline.render(root, ("dev",)).manifests
+    assert [m.body["data"] for m in first] == [{"id": "gpt-4o"}]
+    template = root / BLUEPRINT / "main.yaml.j2"
+    template.write_text(template.read_text() + "  extra: {{ 'added' }}\n")
+    second = pipeline.render(root, ("dev",)).manifests
+    assert [m.body["data"] for m in second] == [{"id": "gpt-4o", "extra": "added"}]

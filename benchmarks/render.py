@@ -19,6 +19,7 @@ Run from the repository root: `python -m benchmarks.render` (or `python benchmar
 from __future__ import annotations
 
 import argparse
+import compileall
 import cProfile
 import io
 import json
@@ -207,6 +208,11 @@ def bench(args: argparse.Namespace, work: Path) -> tuple[str, list[Row]]:
     one_project = fleet.write_project(one, work / "one")
     one_values = fleet.write_chart_values(one, work / "one-helm")
 
+    # An installed package has its bytecode compiled by pip; an editable one in an environment
+    # with PYTHONDONTWRITEBYTECODE would compile every module at every start instead.
+    import agentctl
+
+    compileall.compile_dir(Path(agentctl.__file__).parent, quiet=1)
     _log(f"cold start: agentctl render of one agent, {args.runs} runs")
     cold = median_run([exe, "-C", str(one_project), "render", "--env", "dev"], args.runs,
                       "agentctl render (one agent)")

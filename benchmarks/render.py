@@ -210,9 +210,9 @@ def bench(args: argparse.Namespace, work: Path) -> tuple[str, list[Row]]:
 
     # An installed package has its bytecode compiled by pip; an editable one in an environment
     # with PYTHONDONTWRITEBYTECODE would compile every module at every start instead.
-    import agentctl
+    import agentctl.cli
 
-    compileall.compile_dir(Path(agentctl.__file__).parent, quiet=1)
+    compileall.compile_dir(Path(agentctl.cli.__file__).parent.parent, quiet=1)
     _log(f"cold start: agentctl render of one agent, {args.runs} runs")
     cold = median_run([exe, "-C", str(one_project), "render", "--env", "dev"], args.runs,
                       "agentctl render (one agent)")

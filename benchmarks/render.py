@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import compileall
 import cProfile
+import importlib.util
 import io
 import json
 import os
@@ -210,9 +211,9 @@ def bench(args: argparse.Namespace, work: Path) -> tuple[str, list[Row]]:
 
     # An installed package has its bytecode compiled by pip; an editable one in an environment
     # with PYTHONDONTWRITEBYTECODE would compile every module at every start instead.
-    import agentctl.cli
-
-    compileall.compile_dir(Path(agentctl.cli.__file__).parent.parent, quiet=1)
+    spec = importlib.util.find_spec("agentctl")
+    if spec is not None and spec.origin is not None:
+        compileall.compile_dir(Path(spec.origin).parent, quiet=1)
     _log(f"cold start: agentctl render of one agent, {args.runs} runs")
     cold = median_run([exe, "-C", str(one_project), "render", "--env", "dev"], args.runs,
                       "agentctl render (one agent)")

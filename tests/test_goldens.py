@@ -12,7 +12,7 @@ import yaml
 from typer.testing import CliRunner
 
 from agentctl.cli import app
-from agentctl.errors import InputError
+from agentctl.errors import InputError, StaleOutputError
 from tests.conftest import REPO, tree
 
 
@@ -157,15 +157,31 @@ def test_files_written_where_they_render_make_the_same_tree(example: Path, tmp_p
                                      sync=pipeline.Sync(out, stage))
             return pipeline.write(result, out)
 
+    def check() -> list[str]:
+        result = pipeline.render(example, all_envs=True, workers=2, chunk=1, objects=False,
+                                 sync=pipeline.Sync(out))
+        try:
+            pipeline.check(result, out)
+        except StaleOutputError as err:
+            return [str(p) for p in err.problems]
+        return []
+
     first = render()
     assert tree(out) == tree(REPO / "rendered")
     assert len(first) == len(tree(out))
+    assert check() == []
     folder = out / "prod" / "agents-prod"
     (folder / "deployment-chat-assistant.yaml").write_text("edited: true\n")
     (folder / "service-chat-assistant.yaml").unlink()
     (folder / "configmap-orphan.yaml").write_text("kind: Nothing\n")
     (out / "prod" / "gone-ns" / "deep").mkdir(parents=True)
     (out / "prod" / "gone-ns" / "deep" / "configmap-x.yaml").write_text("kind: Nothing\n")
+    stale = check()  # compared in the workers, orphans found here
+    assert len(stale) == 4
+    assert any("deployment-chat-assistant.yaml: stale" in p for p in stale)
+    assert any("service-chat-assistant.yaml: missing" in p for p in stale)
+    assert any("configmap-orphan.yaml: orphan" in p for p in stale)
+    assert any("configmap-x.yaml: orphan" in p for p in stale)
     assert sorted(render()) == ["prod/agents-prod/configmap-orphan.yaml",
                                 "prod/agents-prod/deployment-chat-assistant.yaml",
                                 "prod/agents-prod/service-chat-assistant.yaml",

@@ -287,7 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--agents", type=int, default=1000, help="fleet size (default 1000)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--runs", type=int, default=5, help="cold-start runs (median)")
-    parser.add_argument("--fleet-runs", type=int, default=1, help="fleet render runs (median)")
+    parser.add_argument("--fleet-runs", type=int, default=3, help="fleet render runs (median)")
     parser.add_argument("--keep", type=Path, help="work in this directory and keep it")
     parser.add_argument("--profile", action="store_true", help="also cProfile the fleet render")
     parser.add_argument("--top", type=int, default=25, help="profile entries to print")

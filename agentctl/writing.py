@@ -98,7 +98,8 @@ class _Emitter:
         if type(body) is not dict or not body:
             return libyaml_dump(body)
         if len(self._values) + len(self._items) + len(self._keys) > _MEMO_LIMIT:
-            self.__init__()  # type: ignore[misc]
+            for memo in (self._keys, self._values, self._items):
+                memo.clear()
         out: list[str] = []
         self._open_ended = False
         try:
@@ -303,20 +304,23 @@ def write(out_dir: Path, output: EnvOutput, stage: Path | None = None) -> list[s
             folder.parent.mkdir(parents=True, exist_ok=True)
             os.replace(stage / output.env, folder)
         else:
-            made: set[Path] = set()
+            folders: set[Path] = set()
             for name in staged:
                 path = folder / name
-                if path.parent not in made:
+                if path.parent not in folders:
                     path.parent.mkdir(parents=True, exist_ok=True)
-                    made.add(path.parent)
+                    folders.add(path.parent)
                 os.replace(stage / output.env / name, path)
         changed += [f"{output.env}/{name}" for name in staged]
+    made: set[Path] = set()
     for name, content in sorted(output.files.items()):
         path = folder / name
         data = content.encode()
         if name in existing and path.read_bytes() == data:
             continue
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.parent not in made:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            made.add(path.parent)
         path.write_bytes(data)
         changed.append(f"{output.env}/{name}")
     orphans = sorted(existing - set(output.files) - set(output.synced))

@@ -197,6 +197,8 @@ _MAP = "tag:yaml.org,2002:map"
 _SEQ = "tag:yaml.org,2002:seq"
 _SCALAR_TAGS = frozenset({"tag:yaml.org,2002:int", "tag:yaml.org,2002:float",
                           "tag:yaml.org,2002:bool", "tag:yaml.org,2002:null", _JSON_TAG})
+_KEY_TAGS = (_SCALAR_TAGS | {_STR}) - {_JSON_TAG}
+"""Keys built here: plain scalars (a JSON value could be a map, which is no key)."""
 
 
 class _Builder:
@@ -225,7 +227,7 @@ class _Builder:
             self.building.add(key)
             value = {}
             for key_node, value_node in node.value:
-                if key_node.tag != _STR and key_node.tag not in _SCALAR_TAGS:
+                if key_node.tag not in _KEY_TAGS:
                     raise _General
                 item = self.build(key_node, depth + 1)
                 if item in value:
@@ -259,7 +261,7 @@ def load_rendered(text: str) -> list[Any]:
     if not text or text.isspace():  # a template with nothing to render for this agent
         return []
     if "__agentctl_json_value_" in text:  # cannot collide with our placeholders: parse plainly
-        return _plain_rendered(text)
+        return load_all(text)
     values: list[Any] = []
 
     def lift(match: re.Match[str]) -> str:
@@ -272,7 +274,7 @@ def load_rendered(text: str) -> list[Any]:
 
     skeleton = _JSON_LINE.sub(lift, text)
     if not values:
-        return _plain_rendered(text)
+        return load_all(text)
     loader = _RenderedLoader(skeleton)  # type: ignore[call-arg]
     loader.values, loader.used = values, []
     try:
@@ -284,21 +286,6 @@ def load_rendered(text: str) -> list[Any]:
     if sorted(loader.used) != list(range(len(values))):
         # A JSON-looking line was not a whole value (a line of a block scalar, say): the
         # placeholder landed inside text. Parse the original as it is.
-        return _plain_rendered(text)
+        return load_all(text)
     return docs
 
-
-def _plain_rendered(text: str) -> list[Any]:
-    """Blueprint output parsed by the general loader, with aliases held to the same limits."""
-    docs = load_all(text)
-    if "&" in text:  # an anchor, so maybe aliases
-        for doc in docs:
-            try:
-                too_big = expanded_size(doc) > MAX_NODES
-            except TooDeepError:
-                too_big = True
-            if too_big:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"a document expands to more than {MAX_NODES} nodes or "
-                    f"{MAX_DEPTH} levels (an alias bomb, or a recursive alias?)")
-    return docs

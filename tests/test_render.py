@@ -8,6 +8,7 @@ import hashlib
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -125,6 +126,18 @@ def test_agent_filter(runner: CliRunner, example: Path) -> None:
     missing = runner.invoke(app, ["-C", str(example), "render", "-e", "dev", "--agent", "nope"])
     assert missing.exit_code == 2
     assert "no agent named 'nope'" in missing.output
+
+
+@pytest.mark.parametrize("tree_option", [["--out", "tree"], ["--check"]])
+def test_agent_filter_does_not_write_or_check_a_tree(runner: CliRunner, example: Path,
+                                                     tree_option: list[str]) -> None:
+    """A tree holds every agent of an environment: one agent's render written there would
+    delete the others' files as orphans (and --check would report them)."""
+    result = runner.invoke(app, ["-C", str(example), "render", "-e", "dev", "--agent",
+                                 "chat-assistant", *tree_option])
+    assert result.exit_code == 2, result.output
+    assert "--agent: prints one agent's objects" in result.output
+    assert not (example / "tree").exists()
 
 
 def test_environment_overrides_apply_last(runner: CliRunner) -> None:

@@ -19,7 +19,7 @@ from agentctl.cli.options import (
     VerboseOpt,
     globals_of,
 )
-from agentctl.errors import ExitCode
+from agentctl.errors import ExitCode, InputError, Problem
 
 RENDER_HELP = """Render agents into Kubernetes manifests.
 
@@ -44,8 +44,9 @@ def render(
                                              file_okay=False, show_default=False)] = None,
     check: Annotated[bool, typer.Option("--check", help="Exit 1 if the tree is not up to date "
                                         "(DIR defaults to the project's output).")] = False,
-    agent: Annotated[str | None, typer.Option("--agent", help="Render only this agent.",
-                                              show_default=False)] = None,
+    agent: Annotated[str | None, typer.Option(
+        "--agent", help="Print only this agent's objects (not with --out or --check).",
+        show_default=False)] = None,
     project: ProjectOpt = None,
     env: EnvOpt = None,
     all_envs: AllEnvsOpt = False,
@@ -58,6 +59,10 @@ def render(
     g = globals_of(ctx, project=project, env=env, all_envs=all_envs, output=output,
                    no_color=no_color, verbose=verbose)
     console = console_for(ctx)
+    if agent is not None and (check or out is not None):
+        raise InputError([Problem(field="--agent", message=(
+            "prints one agent's objects, but --out and --check write or compare whole "
+            "environments (every agent's files and provenance.json)"))])
     if check:
         result = pipeline.render(g.project_dir, g.env, g.all_envs, agent, objects=False,
                                  sync=pipeline.Sync(out))

@@ -3,8 +3,6 @@ hands the result to the console and returns an exit code. Errors are caught in `
 
 from __future__ import annotations
 
-import os
-
 import typer
 
 from agentctl.cli.options import (
@@ -68,8 +66,5 @@ _register()
 
 
 def main() -> None:
-    """Console-script entry point."""
-    # agentctl uses no pydantic plugins; looking for them (every installed package's entry
-    # points) would be a twentieth of a small render. Set the variable to opt back in.
-    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    """Run the command line (the `agentctl` command runs it through `agentctl.__main__`)."""
     app(prog_name="agentctl")

@@ -5,8 +5,6 @@ Cross-field rules raise `rule(at, message)` so an error points at the field it i
 Mutually exclusive options are errors, never silent precedence.
 """
 
-from __future__ import annotations
-
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import Field, StringConstraints, model_validator

@@ -5,8 +5,6 @@ Pure data: no I/O. Every model forbids unknown keys (a typo is an error, not a s
 key) and reads and writes camelCase keys, exactly as they appear in YAML.
 """
 
-from __future__ import annotations
-
 import re
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any

@@ -1,8 +1,6 @@
 """Spec sections about running and reaching an agent: scaling, rollout, observability and
 network."""
 
-from __future__ import annotations
-
 from typing import Annotated, Literal, Self
 
 from pydantic import Field, StringConstraints, model_validator

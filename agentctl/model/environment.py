@@ -1,8 +1,6 @@
 """The `Environment` (agentctl.inferensys.com/v1alpha1): one cluster's namespace, capabilities,
 defaults, per-agent overrides, policy and helper images."""
 
-from __future__ import annotations
-
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import Field, StringConstraints, model_validator

@@ -1,7 +1,5 @@
 """Helper images, pinned and versioned in this one place; an Environment may override each."""
 
-from __future__ import annotations
-
 from agentctl.model.common import StrictModel
 from agentctl.model.pods import Image
 

@@ -1,7 +1,5 @@
 """Spec sections that shape the pod: runtime, security, resources, sidecars and lifecycle."""
 
-from __future__ import annotations
-
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import Field, StringConstraints, model_validator

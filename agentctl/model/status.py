@@ -1,7 +1,5 @@
 """The Agent's status, written by `agentctl reconcile` (never by users)."""
 
-from __future__ import annotations
-
 from typing import Literal
 
 from pydantic import Field

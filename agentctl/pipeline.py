@@ -8,7 +8,6 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -340,6 +339,8 @@ def staging(out_dir: Path) -> Iterator[Path]:
 def write(result: RenderResult, out_dir: Path) -> list[str]:
     """Write the rendered tree, one environment per thread (file creation is kernel time, which
     threads spread over the cores); return the paths that changed."""
+    from concurrent.futures import ThreadPoolExecutor  # not needed to print a render
+
     stage = result.sync.stage if result.sync is not None else None
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         changed = pool.map(lambda output: writing.write(out_dir, output, stage), outputs(result))

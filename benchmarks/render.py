@@ -3,7 +3,9 @@
 Prints one table (targets from issue 3 beside the measured numbers; nothing is asserted):
 
 - cold start: `agentctl render --env dev` of a one-agent project, as a subprocess, median wall
-  time of `--runs` runs (target ≤ 0.25 s); helm template of the same agent beside it;
+  time of `--runs` runs (target ≤ 0.25 s); helm template of the same agent beside it, and as
+  the floor a Python that only imports the libraries agentctl is built on (typer, pydantic,
+  Jinja2, PyYAML). The three take turns, so a change in the machine's speed hits all alike;
 - fleet: `agentctl render --all-envs --out` of a generated `--agents` × 3-environment fleet
   (target ≤ 5 s) beside `helm template` of `benchmarks/chart` for the 3 environments;
 - validate: `agentctl validate` of the same fleet (target ≤ 10 s), "n/a" if the command is absent;
@@ -49,6 +51,8 @@ COLD_TARGET_S = 0.25
 FLEET_TARGET_S = 5.0
 VALIDATE_TARGET_S = 10.0
 RSS_TARGET_MB = 400.0
+STACK_IMPORTS = "import jinja2.sandbox, typer, yaml; from pydantic import BaseModel"
+"""The cold start's floor: the libraries every agentctl command loads, imported and unused."""
 
 
 @dataclass(frozen=True)
@@ -107,12 +111,17 @@ def has_validate(exe: str) -> bool:
     return run([exe, "validate", "--help"]).returncode == 0
 
 
-def median_run(command: Sequence[str], runs: int, what: str) -> Run:
-    results = [checked(run(command), what) for _ in range(runs)]
-    return Run(statistics.median(r.seconds for r in results),
-               statistics.median(r.cpu_seconds for r in results),
-               statistics.median(r.kernel_seconds for r in results),
-               max(r.max_rss_mb for r in results), 0, "")
+def median_runs(commands: Sequence[tuple[Sequence[str], str]], runs: int) -> list[Run]:
+    """Each command `runs` times, taking turns (so a change in the machine's speed during the
+    measurement affects all of them alike); the median run of each."""
+    results: list[list[Run]] = [[] for _ in commands]
+    for _ in range(runs):
+        for (command, what), own in zip(commands, results, strict=True):
+            own.append(checked(run(command), what))
+    return [Run(statistics.median(r.seconds for r in rs),
+                statistics.median(r.cpu_seconds for r in rs),
+                statistics.median(r.kernel_seconds for r in rs),
+                max(r.max_rss_mb for r in rs), 0, "") for rs in results]
 
 
 def floors(bodies: list[dict[str, Any]]) -> tuple[float, float, float]:
@@ -215,10 +224,14 @@ def bench(args: argparse.Namespace, work: Path) -> tuple[str, list[Row]]:
     if spec is not None and spec.origin is not None:
         compileall.compile_dir(Path(spec.origin).parent, quiet=1)
     _log(f"cold start: agentctl render of one agent, {args.runs} runs")
-    cold = median_run([exe, "-C", str(one_project), "render", "--env", "dev"], args.runs,
-                      "agentctl render (one agent)")
-    cold_helm = (median_run(helm.template_command(helm_exe, one_values["dev"]), args.runs,
-                            "helm template (one agent)") if helm_exe else None)
+    cold_commands = [([exe, "-C", str(one_project), "render", "--env", "dev"],
+                      "agentctl render (one agent)"),
+                     ([sys.executable, "-c", STACK_IMPORTS], "the stack's imports")]
+    if helm_exe:
+        cold_commands.append((helm.template_command(helm_exe, one_values["dev"]),
+                              "helm template (one agent)"))
+    cold, stack, *cold_helm_runs = median_runs(cold_commands, args.runs)
+    cold_helm = cold_helm_runs[0] if cold_helm_runs else None
 
     _log(f"fleet: agentctl render --all-envs --out, {args.fleet_runs} run(s)")
     runs = []
@@ -257,7 +270,8 @@ def bench(args: argparse.Namespace, work: Path) -> tuple[str, list[Row]]:
 
     json_s, yaml_s, ours_s = floors(bodies)
     rows: list[Row] = [
-        ("cold start, 1 agent (median)", _t(cold), _t(cold_helm), "-",
+        ("cold start, 1 agent (median)", _t(cold), _t(cold_helm),
+         f"{stack.seconds:.2f} s imports",
          f"≤ {COLD_TARGET_S} s", _verdict(cold.seconds, COLD_TARGET_S)),
         (f"{args.agents} agents × 3 envs, --out", _t(ours), _t(theirs), f"{json_s:.2f} s json",
          f"≤ {FLEET_TARGET_S:g} s", _verdict(ours.seconds, FLEET_TARGET_S)),
@@ -286,7 +300,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--agents", type=int, default=1000, help="fleet size (default 1000)")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--runs", type=int, default=5, help="cold-start runs (median)")
+    parser.add_argument("--runs", type=int, default=11, help="cold-start runs (median)")
     parser.add_argument("--fleet-runs", type=int, default=3, help="fleet render runs (median)")
     parser.add_argument("--keep", type=Path, help="work in this directory and keep it")
     parser.add_argument("--profile", action="store_true", help="also cProfile the fleet render")

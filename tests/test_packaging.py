@@ -34,3 +34,9 @@ def test_pip_install_renders_the_example_fleet(tmp_path: Path) -> None:
     fresh = subprocess.run([str(agentctl), "-C", str(tmp_path / "fresh"), "validate",
                             "--strict"], capture_output=True, text=True, check=False)
     assert fresh.returncode == 0, fresh.stderr
+    # A problem leaves through the same entry point: exit code 2, one line, no traceback.
+    unknown = subprocess.run([str(agentctl), "-C", str(tmp_path / "fresh"), "render", "--env",
+                              "nope"], capture_output=True, text=True, check=False)
+    assert unknown.returncode == 2
+    assert unknown.stderr.splitlines() == ["unknown environment 'nope' (known: dev, prod, "
+                                           "staging)"]

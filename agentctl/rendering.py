@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import signal
 import threading
@@ -27,7 +26,7 @@ import jinja2
 import yaml
 from jinja2.sandbox import SandboxedEnvironment
 
-from agentctl import yamlparsing
+from agentctl import templatecache, yamlparsing
 from agentctl.blueprints import Blueprint
 from agentctl.errors import Problem
 from agentctl.manifests import Manifest
@@ -97,18 +96,6 @@ def forget_templates() -> None:
     _ENVIRONMENTS.clear()
 
 
-def _bytecode_cache() -> jinja2.BytecodeCache | None:
-    """Compiled templates cached on disk (keyed by their source's checksum), so a cold start
-    does not recompile the blueprint library. Disabled if the cache folder is not writable."""
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    folder = base / "agentctl" / "jinja"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return None
-    return jinja2.FileSystemBytecodeCache(str(folder))
-
-
 _DICT_ATTRIBUTES = frozenset(dir(dict))
 
 
@@ -157,7 +144,7 @@ def build_environment(folder: Path) -> SandboxedEnvironment:
         extensions=["jinja2.ext.do", "jinja2.ext.loopcontrols"],
         auto_reload=False,  # one render sees one version of each template (`forget_templates`)
         cache_size=400,
-        bytecode_cache=_bytecode_cache(),
+        bytecode_cache=templatecache.for_folder(folder, Path(__file__)),
     )
     for name in ("random", "filesizeformat", "urlize", "xmlattr", "wordwrap"):
         env.filters.pop(name, None)

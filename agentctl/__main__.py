@@ -13,11 +13,12 @@ def main() -> None:
     # agentctl uses no pydantic plugins; looking for them (every installed package's entry
     # points) would be a twentieth of a small render. Set the variable to opt back in.
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
-    # A command is one short process. Its start builds only objects that live until exit
-    # (modules, model classes, validators, templates), and its work makes data that reference
-    # counting frees: the cycle collector would trace the first again and again and find
-    # nothing, and at exit it would trace and free everything once more. Render workers inherit
-    # this; a command that runs long (waiting on a cluster) turns it back on with `gc.enable()`.
+    # Start-up (imports, model classes, validators, parsing the command line) builds objects
+    # that all live until exit. The cycle collector would trace them again and again and find
+    # nothing, and at exit trace and free them all once more: a fifth of a small render's CPU.
+    # So it is off until the command starts its work (`agentctl.cli.handling.started` freezes
+    # what exists and turns it back on), and at exit everything is frozen: the process ends
+    # without a last collection.
     gc.disable()
     try:
         from agentctl.cli import main as cli

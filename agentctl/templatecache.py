@@ -3,17 +3,23 @@ takes longer than all the rest of a one-agent render, loading it back a few mill
 
 The cache lives in `$XDG_CACHE_HOME/agentctl/templates/` (default `~/.cache`):
 
-- one folder per *code generator*: Jinja's version and the source of `agentctl.rendering`,
-  which configures the environment (sandbox operators, `finalize`, whitespace options). The
-  same template compiled under another configuration is different code (without `finalize`,
-  a value could inject YAML), so a changed agentctl or Jinja never loads another's output;
+- one folder per *code generator*: Python's bytecode tag, Jinja's version and the source of
+  `agentctl.rendering`, which configures the environment (sandbox operators, `finalize`,
+  whitespace options). The same template compiled under another configuration is different
+  code (without `finalize`, a value could inject YAML), so a changed agentctl, Jinja or Python
+  never loads another's output;
 - in it, one folder per blueprint folder, with a `folder` file naming it. When a new one is
-  made, the folders of blueprints that no longer exist and the other generators' folders are
-  removed, so the cache holds what the agentctl last run can use.
+  made, the folders of blueprints that no longer exist are removed, and so are other
+  generators' folders unused for a week (two agentctl versions used in turn keep theirs).
 
-A cache is never a reason to fail: a folder that cannot be made, a file that cannot be written
-(a full or read-only disk) or read back (missing, truncated, from another Python) is a miss,
-and the template is compiled.
+Cache files are code that is run, so the folders must be the user's own: real folders (no
+symlinks) owned by the user, which nobody else can write to (agentctl removes group and other
+write permission from its own), in a base folder owned by the user or root that others can
+write to only if it is sticky (`/tmp`). Otherwise there is no cache.
+
+A cache is never a reason to fail: a folder that cannot be made or trusted, a file that cannot
+be written (a full or read-only disk) or read back (missing, truncated) is a miss, and the
+template is compiled.
 """
 
 from __future__ import annotations
@@ -22,6 +28,10 @@ import contextlib
 import hashlib
 import os
 import shutil
+import stat
+import sys
+import tempfile
+import time
 from pathlib import Path
 
 import jinja2
@@ -43,34 +53,92 @@ def root() -> Path:
 
 
 def generator_key(configuring: Path) -> str:
-    """Jinja's version and the bytes of the module that configures the environment."""
-    digest = hashlib.sha256(jinja2.__version__.encode())
+    """Python's bytecode tag, Jinja's version and the bytes of the module that configures the
+    environment."""
+    digest = hashlib.sha256(f"{sys.implementation.cache_tag}|{jinja2.__version__}|".encode())
     digest.update(configuring.read_bytes())
     return digest.hexdigest()[:16]
 
 
 def for_folder(folder: Path, configuring: Path) -> jinja2.BytecodeCache | None:
-    """The cache of one blueprint folder's templates, or None if it cannot be had."""
+    """The cache of one blueprint folder's templates, or None if it cannot be had safely."""
     try:
-        generation = root() / generator_key(configuring)
+        templates = root()
+        generation = templates / generator_key(configuring)
         place = generation / hashlib.sha256(str(folder).encode()).hexdigest()[:16]
+        if not _private_path(templates.parent.parent, [templates.parent, templates, generation]):
+            return None
+        os.utime(generation)  # in use: other versions prune it only when it has gone unused
         if not place.is_dir():
-            place.mkdir(mode=0o700, parents=True, exist_ok=True)
-            (place / "folder").write_text(str(folder), encoding="utf-8")
+            _create(place, folder)
             _prune(generation)
-    except OSError:
+        if not _private(place):
+            return None
+    except (OSError, RuntimeError):  # RuntimeError: no home directory to be found
         return None
     return _Safe(str(place))
 
 
+def _private_path(base: Path, folders: list[Path]) -> bool:
+    """`base` is safe to keep private folders in, and each of `folders` (made if missing) is
+    private. Loaded cache files are code: nobody else may be able to put one in place."""
+    base.mkdir(parents=True, exist_ok=True)
+    info = base.stat()
+    if info.st_uid not in (os.geteuid(), 0) or (info.st_mode & stat.S_IWOTH
+                                                 and not info.st_mode & stat.S_ISVTX):
+        return False
+    for folder in folders:
+        with contextlib.suppress(FileExistsError):
+            folder.mkdir(mode=0o700)
+        if not _private(folder):
+            return False
+    return True
+
+
+def _private(folder: Path) -> bool:
+    """A real folder (no symlink) of this user that nobody else can write to; a folder of this
+    user that others could write to is made private first."""
+    info = os.lstat(folder)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
+        return False
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        os.chmod(folder, stat.S_IMODE(info.st_mode) & ~(stat.S_IWGRP | stat.S_IWOTH))
+    return True
+
+
+def _create(place: Path, folder: Path) -> None:
+    """`place`, with the `folder` file naming its blueprint folder already inside when it
+    appears (a pruner never sees it without)."""
+    staging = Path(tempfile.mkdtemp(prefix=".new-", dir=place.parent))
+    try:
+        (staging / "folder").write_text(str(folder), encoding="utf-8")
+        staging.rename(place)
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
+        if not place.is_dir():
+            raise
+
+
 def _prune(generation: Path) -> None:
+    """Remove what the cache holds for blueprint folders that are gone, and other generators'
+    folders that have gone unused for a week."""
+    week_ago = time.time() - 7 * 24 * 3600
     for other in generation.parent.iterdir():
-        if other != generation:
+        if other != generation and _mtime(other) < week_ago:
             shutil.rmtree(other, ignore_errors=True)
     for place in generation.iterdir():
+        if place.name.startswith(".new-") and _mtime(place) >= time.time() - 3600:
+            continue  # being made by another process
         try:
             gone = not Path(place.joinpath("folder").read_text(encoding="utf-8")).is_dir()
         except OSError:
             gone = True
         if gone:
             shutil.rmtree(place, ignore_errors=True)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.lstat().st_mtime
+    except OSError:
+        return 0.0

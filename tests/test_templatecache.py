@@ -4,6 +4,9 @@ gone."""
 
 from __future__ import annotations
 
+import os
+import stat
+import time
 from pathlib import Path
 from typing import Any
 
@@ -58,24 +61,32 @@ def test_templates_compiled_once_are_loaded_by_the_next_run(
 def test_another_code_generator_never_loads_this_ones_templates(
         cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Compiled code depends on the environment's configuration (finalize, sandbox operators,
-    whitespace): another Jinja version, or another agentctl, gets a folder of its own, and the
-    one left behind is removed."""
+    whitespace): another Jinja, Python or agentctl gets a folder of its own. The one left
+    behind stays while it is in use and goes after a week unused."""
     root = write_project(tmp_path, blueprint(CONFIG_MAP))
     _render(root)
     (before,) = [p.name for p in cache.iterdir()]
+    assert before == templatecache.generator_key(CONFIGURING)  # keyed on rendering.py
     monkeypatch.setattr(jinja2, "__version__", "0.0-another")
     _render(root)
-    (after,) = [p.name for p in cache.iterdir()]
-    assert after != before
+    assert len(list(cache.iterdir())) == 2
     other_source = tmp_path / "rendering.py"
     other_source.write_bytes(CONFIGURING.read_bytes() + b"\n# another agentctl\n")
     assert templatecache.generator_key(other_source) != templatecache.generator_key(CONFIGURING)
+
+    week_and_a_day_ago = time.time() - 8 * 24 * 3600
+    os.utime(cache / before, (week_and_a_day_ago, week_and_a_day_ago))
+    (tmp_path / "new-blueprint").mkdir()
+    assert templatecache.for_folder(tmp_path / "new-blueprint", CONFIGURING) is not None
+    assert before not in [p.name for p in cache.iterdir()]
 
 
 def test_a_truncated_cache_file_is_a_miss(cache: Path, tmp_path: Path) -> None:
     root = write_project(tmp_path, blueprint(CONFIG_MAP))
     _render(root)
-    for file in _compiled(cache):
+    files = _compiled(cache)
+    assert files
+    for file in files:
         data = file.read_bytes()
         file.write_bytes(data[: len(data) * 2 // 3])  # header intact, code cut short
     assert _render(root) == [{"id": "gpt-4o"}]
@@ -110,3 +121,41 @@ def test_folders_of_blueprints_that_are_gone_are_pruned(cache: Path, tmp_path: P
     assert templatecache.for_folder(second, CONFIGURING) is not None
     (kept,) = list(generation.iterdir())
     assert (kept / "folder").read_text() == str(second)
+
+
+def test_a_folder_someone_else_could_write_to_is_not_trusted(cache: Path,
+                                                              tmp_path: Path) -> None:
+    """Cache files are code that runs outside the sandbox: they are read only from the user's
+    own folders."""
+    folder = tmp_path / "blueprint"
+    folder.mkdir()
+    cache.parent.mkdir(parents=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    cache.symlink_to(elsewhere)
+    assert templatecache.for_folder(folder, CONFIGURING) is None
+    cache.unlink()
+
+    # A folder of the user's own that others could write to is made private, then used.
+    cache.mkdir(mode=0o777)
+    cache.chmod(0o777)
+    assert templatecache.for_folder(folder, CONFIGURING) is not None
+    assert stat.S_IMODE(cache.stat().st_mode) & 0o022 == 0
+
+    # A base folder anyone can write to, without the sticky bit of /tmp, is refused.
+    base = cache.parent.parent
+    base.chmod(0o777)
+    try:
+        assert templatecache.for_folder(folder, CONFIGURING) is None
+    finally:
+        base.chmod(0o755)
+
+
+def test_a_folder_owned_by_someone_else_is_not_trusted(cache: Path, tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("giving a folder to another user needs root")
+    folder = tmp_path / "blueprint"
+    folder.mkdir()
+    cache.mkdir(parents=True)
+    os.chown(cache, 4242, 4242)
+    assert templatecache.for_folder(folder, CONFIGURING) is None

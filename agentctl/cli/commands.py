@@ -171,6 +171,7 @@ def schema(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("render", help=RENDER_HELP)(handled(render))
-    app.command("validate", help=VALIDATE_HELP)(handled(validate))
-    app.command("schema", help=SCHEMA_HELP)(handled(schema))
+    app.command("render", help=RENDER_HELP)(handled(render, loads=("agentctl.pipeline",)))
+    app.command("validate", help=VALIDATE_HELP)(
+        handled(validate, loads=("agentctl.pipeline", "agentctl.validating")))
+    app.command("schema", help=SCHEMA_HELP)(handled(schema, loads=("agentctl.schemas",)))

@@ -26,7 +26,7 @@ import jinja2
 import yaml
 from jinja2.sandbox import SandboxedEnvironment
 
-from agentctl import templatecache, yamlparsing
+from agentctl import mergepatch, templatecache, yamlparsing
 from agentctl.blueprints import Blueprint
 from agentctl.errors import Problem
 from agentctl.manifests import Manifest
@@ -96,6 +96,10 @@ def forget_templates() -> None:
     _ENVIRONMENTS.clear()
 
 
+CONFIGURING = [Path(__file__), Path(mergepatch.__file__)]
+"""The modules whose code decides what a template compiles to (the environment's options and
+filters): compiled templates are cached per their content (`agentctl.templatecache`)."""
+
 _DICT_ATTRIBUTES = frozenset(dir(dict))
 
 
@@ -144,7 +148,7 @@ def build_environment(folder: Path) -> SandboxedEnvironment:
         extensions=["jinja2.ext.do", "jinja2.ext.loopcontrols"],
         auto_reload=False,  # one render sees one version of each template (`forget_templates`)
         cache_size=400,
-        bytecode_cache=templatecache.for_folder(folder, Path(__file__)),
+        bytecode_cache=templatecache.for_folder(folder, CONFIGURING),
     )
     for name in ("random", "filesizeformat", "urlize", "xmlattr", "wordwrap"):
         env.filters.pop(name, None)

@@ -5,6 +5,7 @@ gone."""
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import time
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 from agentctl import pipeline, rendering, templatecache
 from tests.hostile.projects import BLUEPRINT, CONFIG_MAP, blueprint, write_project
 
-CONFIGURING = Path(rendering.__file__)
+CONFIGURING = rendering.CONFIGURING
 
 
 @pytest.fixture
@@ -66,13 +67,15 @@ def test_another_code_generator_never_loads_this_ones_templates(
     root = write_project(tmp_path, blueprint(CONFIG_MAP))
     _render(root)
     (before,) = [p.name for p in cache.iterdir()]
-    assert before == templatecache.generator_key(CONFIGURING)  # keyed on rendering.py
+    assert before == templatecache.generator_key(CONFIGURING)
     monkeypatch.setattr(jinja2, "__version__", "0.0-another")
     _render(root)
     assert len(list(cache.iterdir())) == 2
-    other_source = tmp_path / "rendering.py"
-    other_source.write_bytes(CONFIGURING.read_bytes() + b"\n# another agentctl\n")
-    assert templatecache.generator_key(other_source) != templatecache.generator_key(CONFIGURING)
+    for changed in range(len(CONFIGURING)):  # another agentctl: rendering.py or mergepatch.py
+        other = [tmp_path / f"{i}.py" for i in range(len(CONFIGURING))]
+        for i, module in enumerate(CONFIGURING):
+            other[i].write_bytes(module.read_bytes() + (b"\n# changed\n" if i == changed else b""))
+        assert templatecache.generator_key(other) != templatecache.generator_key(CONFIGURING)
 
     week_and_a_day_ago = time.time() - 8 * 24 * 3600
     os.utime(cache / before, (week_and_a_day_ago, week_and_a_day_ago))
@@ -81,15 +84,30 @@ def test_another_code_generator_never_loads_this_ones_templates(
     assert before not in [p.name for p in cache.iterdir()]
 
 
-def test_a_truncated_cache_file_is_a_miss(cache: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("keep", [2, 8, 20, -40], ids=["magic", "checksum", "code", "tail"])
+def test_a_damaged_cache_file_is_a_miss_and_is_rewritten(cache: Path, tmp_path: Path,
+                                                         keep: int) -> None:
+    """Cut short anywhere (inside Jinja's header, the source checksum or the code), a cache file
+    is compiled again, not an error, and the next run finds it whole."""
     root = write_project(tmp_path, blueprint(CONFIG_MAP))
     _render(root)
     files = _compiled(cache)
     assert files
-    for file in files:
-        data = file.read_bytes()
-        file.write_bytes(data[: len(data) * 2 // 3])  # header intact, code cut short
+    whole = {file: file.read_bytes() for file in files}
+    for file, data in whole.items():
+        file.write_bytes(data[:keep])
     assert _render(root) == [{"id": "gpt-4o"}]
+    assert {file: file.read_bytes() for file in files} == whole
+
+
+def test_a_blueprint_folder_whose_name_is_not_utf8_is_cached(cache: Path,
+                                                             tmp_path: Path) -> None:
+    folder = Path(os.fsdecode(bytes(tmp_path) + b"/bp-\xe9"))
+    folder.mkdir()
+    (folder / "main.yaml.j2").write_text("a: {{ 1 }}\n")
+    env = rendering.build_environment(folder)
+    assert env.get_template("main.yaml.j2").render() == "a: 1\n"
+    assert _compiled(cache)
 
 
 def test_a_cache_that_cannot_be_written_is_a_miss(cache: Path, tmp_path: Path) -> None:
@@ -142,13 +160,26 @@ def test_a_folder_someone_else_could_write_to_is_not_trusted(cache: Path,
     assert templatecache.for_folder(folder, CONFIGURING) is not None
     assert stat.S_IMODE(cache.stat().st_mode) & 0o022 == 0
 
-    # A base folder anyone can write to, without the sticky bit of /tmp, is refused.
+    # A blueprint's own cache folder that is a symlink is not followed.
+    (place,) = list(cache.glob("*/*"))
+    shutil.rmtree(place)
+    place.symlink_to(elsewhere)
+    assert templatecache.for_folder(folder, CONFIGURING) is None
+    place.unlink()
+
+    # A base folder, or a folder above it, that the group or anyone can write to (without the
+    # sticky bit of /tmp) is refused: someone could swap the cache for their own.
     base = cache.parent.parent
-    base.chmod(0o777)
-    try:
-        assert templatecache.for_folder(folder, CONFIGURING) is None
-    finally:
-        base.chmod(0o755)
+    for mode in (0o777, 0o775):
+        for changed in (base, base.parent):
+            before = stat.S_IMODE(changed.stat().st_mode)
+            changed.chmod(mode)
+            try:
+                assert templatecache.for_folder(folder, CONFIGURING) is None
+            finally:
+                changed.chmod(before)
+    base.chmod(0o1777)  # sticky, as /tmp
+    assert templatecache.for_folder(folder, CONFIGURING) is not None
 
 
 def test_a_folder_owned_by_someone_else_is_not_trusted(cache: Path, tmp_path: Path) -> None:
@@ -159,3 +190,27 @@ def test_a_folder_owned_by_someone_else_is_not_trusted(cache: Path, tmp_path: Pa
     cache.mkdir(parents=True)
     os.chown(cache, 4242, 4242)
     assert templatecache.for_folder(folder, CONFIGURING) is None
+
+
+def test_a_generation_in_use_is_kept_and_leftovers_are_pruned(cache: Path,
+                                                             tmp_path: Path) -> None:
+    """Using a generation marks it used, so another version's pruning keeps it; a folder left
+    half-made by a process that died goes after an hour."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    assert templatecache.for_folder(first, CONFIGURING) is not None
+    (generation,) = list(cache.iterdir())
+    long_ago = time.time() - 30 * 24 * 3600
+    leftover = generation / ".new-abandoned"
+    leftover.mkdir()
+    os.utime(leftover, (long_ago, long_ago))
+    fresh = generation / ".new-being-made"
+    fresh.mkdir()
+    os.utime(generation, (long_ago, long_ago))
+    assert templatecache.for_folder(first, CONFIGURING) is not None
+    assert generation.stat().st_mtime > time.time() - 3600
+    assert templatecache.for_folder(second, CONFIGURING) is not None
+    names = {p.name for p in generation.iterdir()}
+    assert ".new-abandoned" not in names
+    assert ".new-being-made" in names

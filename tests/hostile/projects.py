@@ -18,6 +18,7 @@ import yaml
 from typer.testing import CliRunner, Result
 
 from agentctl.cli import app
+from agentctl.mergepatch import merge_patch
 
 AGENT_FILE = "agents/x.yaml"
 ENV_FILE = "environments/dev.yaml"
@@ -27,16 +28,9 @@ BLUEPRINT = "blueprints/evil"
 
 
 def merged(base: Any, patch: Any) -> Any:
-    """RFC 7386 merge for building test inputs (`None` deletes a key, lists replace)."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    out = copy.deepcopy(base) if isinstance(base, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            out.pop(key, None)
-        else:
-            out[key] = merged(out.get(key), value)
-    return out
+    """`patch` merged into `base` (RFC 7386), as a copy that shares nothing with either: the
+    bases here are shared by every test."""
+    return copy.deepcopy(merge_patch(base, patch))
 
 
 class InputDumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]

@@ -7,7 +7,7 @@ Prints one table (targets from issue 3 beside the measured numbers; nothing is a
   the floor a Python that only imports the libraries agentctl is built on (typer, pydantic,
   Jinja2, PyYAML). The three take turns, so a change in the machine's speed hits all alike.
   Beside it, the first run after installing (or changing) agentctl, which compiles the
-  blueprint templates that later runs load from the cache (`agentctl.templatecache`);
+  blueprint templates that later runs load from the cache (`agentctl.render.templatecache`);
 - fleet: `agentctl render --all-envs --out` of a generated `--agents` × 3-environment fleet
   (target ≤ 5 s) beside `helm template` of `benchmarks/chart` for the 3 environments;
 - validate: `agentctl validate` of the same fleet (target ≤ 10 s), "n/a" if the command is absent;
@@ -132,8 +132,8 @@ def median_runs(commands: Sequence[tuple[Sequence[str], str]], runs: int) -> lis
 
 def floors(bodies: list[dict[str, Any]]) -> tuple[float, float, float]:
     """Seconds to serialise the objects with json.dumps, with libyaml's yaml.dump, and with
-    agentctl's writer (libyaml's bytes, see `agentctl.writing.dump`), in this process."""
-    from agentctl import writing
+    agentctl's writer (libyaml's bytes, see `agentctl.render.writing.dump`), in this process."""
+    from agentctl.render import writing
 
     dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
     started = time.perf_counter()
@@ -153,7 +153,7 @@ def floors(bodies: list[dict[str, Any]]) -> tuple[float, float, float]:
 def profile(project: Path, out: Path, top: int) -> str:
     """cProfile of the fleet render and write, in process; the top entries by own time and
     by cumulative time."""
-    from agentctl import pipeline
+    from agentctl.render import pipeline
 
     profiler = cProfile.Profile()
     profiler.enable()

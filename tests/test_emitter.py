@@ -14,7 +14,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agentctl import pipeline, writing
+from agentctl.render import pipeline, writing
 from tests.conftest import REPO
 
 GOLDEN_FILES = sorted([*(REPO / "rendered").rglob("*.yaml"),

@@ -12,7 +12,7 @@ from tests.conftest import REPO
 
 PROBE = """
 import gc, json, sys
-from agentctl import pipeline
+from agentctl.render import pipeline
 
 seen = {}
 real = pipeline.render

@@ -130,7 +130,7 @@ def test_rendering_in_chunks_and_worker_processes_gives_the_same_bytes(
         example: Path, workers: int, chunk: int | None) -> None:
     """Large fleets render in chunks of agents, in worker processes; the result must not change:
     files, apply order, schema checks and warnings."""
-    from agentctl import pipeline
+    from agentctl.render import pipeline
 
     serial = pipeline.render(example, all_envs=True, workers=1, dump=True, checks=True)
     parallel = pipeline.render(example, all_envs=True, workers=workers, chunk=chunk, dump=True,
@@ -147,7 +147,7 @@ def test_files_written_where_they_render_make_the_same_tree(example: Path, tmp_p
     """With `--out`, workers compare each file with the tree and stage the ones that differ; the
     tree that results is the golden, and a second run moves in exactly what was changed by
     hand (a stale file, a missing one) and deletes the orphan."""
-    from agentctl import pipeline
+    from agentctl.render import pipeline
 
     out = tmp_path / "out"
 
@@ -197,7 +197,7 @@ def test_a_failed_render_writes_nothing(runner: CliRunner, example: Path, tmp_pa
                                         existing: bool) -> None:
     """One bad agent among many: the output tree is left exactly as it was (not even created),
     although the other agents rendered (and were staged) in worker processes."""
-    from agentctl import pipeline
+    from agentctl.render import pipeline
 
     out = tmp_path / "out"
     if existing:
@@ -223,7 +223,7 @@ def test_a_failed_render_writes_nothing(runner: CliRunner, example: Path, tmp_pa
 def test_the_stream_is_the_objects_in_apply_order_whoever_formats_them(example: Path) -> None:
     """`render` without --out joins the files formatted in the workers in apply order: the same
     bytes as formatting the objects in this process."""
-    from agentctl import pipeline, writing
+    from agentctl.render import pipeline, writing
 
     objects = pipeline.render(example, all_envs=True, workers=1)
     expected = writing.stream(objects.manifests)

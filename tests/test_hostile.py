@@ -392,8 +392,8 @@ def test_bad_input_exits_2_naming_file_line_and_field(case: Bad, tmp_path: Path)
 def test_an_object_clash_between_chunks_names_both_files(tmp_path: Path) -> None:
     """Agents render in chunks (here one agent each, in two processes): two agents rendering the
     same object are still found, naming both files."""
-    from agentctl import pipeline
     from agentctl.errors import InputError
+    from agentctl.render import pipeline
 
     case = next(c for c in CASES if c.id == "two-agents-one-object")
     root = write_project(tmp_path, case.files)

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from agentctl.cli import app
-from agentctl.policies import level_of, qos_class
+from agentctl.render.policies import level_of, qos_class
 
 
 def _restricted_pod() -> dict[str, Any]:

@@ -7,7 +7,7 @@ memory consistent with them, resources with requests within limits, tools with r
 toolNames, probes, workload kinds with the rollout strategies they allow (RollingUpdate,
 Recreate, BlueGreen, a replicaRatio Canary), lifecycle timings, descriptions and system messages
 of arbitrary text. Each spec is written as a one-agent project and rendered through
-`agentctl.pipeline.render` for `dev`.
+`agentctl.render.pipeline.render` for `dev`.
 
 Invariants: rendering succeeds; no object fails or skips the schema check; the values a user
 wrote come out unchanged (description, system message, model id, env values, replicas); one
@@ -26,8 +26,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agentctl import pipeline
-from agentctl.validating import validate_objects
+from agentctl.render import pipeline
+from agentctl.render.validating import validate_objects
 from tests.hostile.projects import InputDumper
 
 ENV = {

@@ -155,7 +155,7 @@ def test_environment_overrides_apply_last(runner: CliRunner) -> None:
 def test_a_changed_template_is_used_by_the_next_render(tmp_path: Path) -> None:
     """Within one render a template is loaded once; the next render (same process) sees the
     template as it is on disk now."""
-    from agentctl import pipeline
+    from agentctl.render import pipeline
     from tests.hostile.projects import BLUEPRINT, CONFIG_MAP, blueprint, write_project
 
     root = write_project(tmp_path, blueprint(CONFIG_MAP))

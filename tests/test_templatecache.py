@@ -14,7 +14,7 @@ from typing import Any
 import jinja2
 import pytest
 
-from agentctl import pipeline, rendering, templatecache
+from agentctl.render import pipeline, rendering, templatecache
 from tests.hostile.projects import BLUEPRINT, CONFIG_MAP, blueprint, write_project
 
 CONFIGURING = rendering.CONFIGURING

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from agentctl import yamlparsing
+from agentctl.render import yamlparsing
 
 
 class GeneralLoader(yamlparsing.Loader):

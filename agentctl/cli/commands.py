@@ -54,7 +54,7 @@ def render(
     no_color: NoColorOpt = False,
     verbose: VerboseOpt = False,
 ) -> ExitCode:
-    from agentctl import pipeline
+    from agentctl.render import pipeline
 
     g = globals_of(ctx, project=project, env=env, all_envs=all_envs, output=output,
                    no_color=no_color, verbose=verbose)
@@ -118,7 +118,7 @@ def validate(
     no_color: NoColorOpt = False,
     verbose: VerboseOpt = False,
 ) -> ExitCode:
-    from agentctl import pipeline
+    from agentctl.render import pipeline
 
     g = globals_of(ctx, project=project, env=env, all_envs=all_envs, output=output,
                    no_color=no_color, verbose=verbose)
@@ -157,8 +157,9 @@ def schema(
 ) -> ExitCode:
     import json
 
-    from agentctl import schemas, writing
+    from agentctl import schemas
     from agentctl.errors import InputError
+    from agentctl.render import writing
 
     if crd == json_schema:
         raise InputError("choose exactly one of --crd and --json-schema")
@@ -171,7 +172,7 @@ def schema(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("render", help=RENDER_HELP)(handled(render, loads=("agentctl.pipeline",)))
+    app.command("render", help=RENDER_HELP)(handled(render, loads=("agentctl.render.pipeline",)))
     app.command("validate", help=VALIDATE_HELP)(
-        handled(validate, loads=("agentctl.pipeline", "agentctl.validating")))
+        handled(validate, loads=("agentctl.render.pipeline", "agentctl.render.validating")))
     app.command("schema", help=SCHEMA_HELP)(handled(schema, loads=("agentctl.schemas",)))

@@ -11,7 +11,7 @@
   that breaks the standard is rejected there (the check can fail).
 - Switching an agent between update strategies applies without an immutable-field error.
 
-Objects are rendered with `agentctl.pipeline.render` and placed in the test's namespace
+Objects are rendered with `agentctl.render.pipeline.render` and placed in the test's namespace
 (`metadata.namespace` is the only field changed). The Secrets and ConfigMaps the agents refer to
 but do not render (API keys, database URLs, prompts) are created with random dummy values: kwok's
 fake kubelet never reads them, but a real cluster would, and the fleet is applied as it would be
@@ -29,8 +29,8 @@ from typing import Any
 import pytest
 import yaml
 
-from agentctl import merging, pipeline
 from agentctl.manifests import LABEL_AGENT
+from agentctl.render import merging, pipeline
 
 from . import crds, fleet
 from .kube import Cluster, Kube, Obj, poll, wait_for

@@ -12,11 +12,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agentctl import blueprints, finishing, loading, merging, writing
 from agentctl.errors import InputError, Problem, StaleOutputError
-from agentctl.inputs import AgentDoc, Inputs
 from agentctl.manifests import Manifest, Origin, applyset_id, applyset_parent_name
-from agentctl.rendering import Rendered, Renderer, forget_templates
+from agentctl.render import blueprints, finishing, loading, merging, writing
+from agentctl.render.inputs import AgentDoc, Inputs
+from agentctl.render.rendering import Rendered, Renderer, forget_templates
 
 
 @dataclass
@@ -177,7 +177,7 @@ def _render_chunk(inputs: Inputs, docs: list[AgentDoc], task: tuple[str, int, in
     env_name, start, stop = task
     out = _Chunk(env=env_name)
     if flags.checks:
-        from agentctl import validating  # jsonschema and the schemas: only when validating
+        from agentctl.render import validating  # jsonschema and the schemas: only when validating
     environment = merging.environment_of(inputs, env_name)
     try:
         resolved = merging.resolve(inputs, env_name, docs[start:stop])

@@ -8,7 +8,7 @@ from typing import Any
 
 from agentctl.errors import Problem
 from agentctl.model.environment import Environment, Project
-from agentctl.sources import Source
+from agentctl.render.sources import Source
 
 
 @dataclass

@@ -27,8 +27,8 @@ from agentctl.manifests import (
 )
 from agentctl.model.agent import Agent
 from agentctl.model.environment import Environment
-from agentctl.policies import allows, level_of, qos_class, violations
-from agentctl.sources import Source, attribute, field_path
+from agentctl.render.policies import allows, level_of, qos_class, violations
+from agentctl.render.sources import Source, attribute, field_path
 
 
 def finish(agent: Agent, environment: Environment, applyset: str, manifests: list[Manifest],

@@ -19,12 +19,12 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from agentctl import yamlparsing
 from agentctl.errors import Problem
-from agentctl.inputs import AgentDoc, EnvironmentDoc, Inputs
 from agentctl.model.agent import AGENT_API_VERSION, AgentMeta
 from agentctl.model.environment import PROJECT_API_VERSION, Environment, Project
-from agentctl.sources import Source, problems_from
+from agentctl.render import yamlparsing
+from agentctl.render.inputs import AgentDoc, EnvironmentDoc, Inputs
+from agentctl.render.sources import Source, problems_from
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
 PROJECT_FILE = "agentctl.yaml"

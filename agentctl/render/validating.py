@@ -20,7 +20,7 @@ from referencing import Registry, Resource
 from agentctl.errors import Problem
 from agentctl.manifests import Manifest
 from agentctl.model.agent import Agent
-from agentctl.sources import Source, attribute
+from agentctl.render.sources import Source, attribute
 
 KUBERNETES_VERSION = "1.37.0"
 _SCHEMA_DIR = f"v{KUBERNETES_VERSION}-local-strict"

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from agentctl.errors import InputError, Problem
-from agentctl.inputs import AgentDoc, EnvironmentDoc, Inputs
 from agentctl.mergepatch import merge_patch
 from agentctl.model.agent import Agent, AgentMeta, AgentSpec
 from agentctl.model.environment import Environment
-from agentctl.sources import Source, field_path, null_unknowns, problems_from, unknown_field
+from agentctl.render.inputs import AgentDoc, EnvironmentDoc, Inputs
+from agentctl.render.sources import Source, field_path, null_unknowns, problems_from, unknown_field
 
 
 @dataclass

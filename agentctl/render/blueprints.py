@@ -37,7 +37,7 @@ def builtin_root() -> Path:
     packaged = Path(str(resources.files("agentctl"))) / "_blueprints"
     if packaged.is_dir():
         return packaged
-    return Path(__file__).resolve().parent.parent / "blueprints"
+    return Path(__file__).resolve().parents[2] / "blueprints"
 
 
 def find(name: str, local_root: Path, project_root: Path) -> Blueprint:

@@ -4,7 +4,7 @@ the built-in library takes one and a half to two times as long as one that loads
 The cache lives in `$XDG_CACHE_HOME/agentctl/templates/` (default `~/.cache`):
 
 - one folder per *code generator*: Python's bytecode tag, Jinja's version and the source of the
-  modules that configure the environment (`agentctl.rendering`: sandbox operators, `finalize`,
+  modules that configure the environment (`agentctl.render.rendering`: sandbox operators, `finalize`,
   whitespace options, filters; `agentctl.mergepatch`: the `merge` filter). The same template
   compiled under another configuration is different code (without `finalize`, a value could
   inject YAML), so a changed agentctl, Jinja or Python never loads another's output;

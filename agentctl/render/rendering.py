@@ -26,14 +26,15 @@ import jinja2
 import yaml
 from jinja2.sandbox import SandboxedEnvironment
 
-from agentctl import mergepatch, templatecache, yamlparsing
-from agentctl.blueprints import Blueprint
+from agentctl import mergepatch
 from agentctl.errors import Problem
 from agentctl.manifests import Manifest
 from agentctl.mergepatch import merge_patch
 from agentctl.model.agent import Agent
 from agentctl.model.environment import Environment
-from agentctl.sources import Source, attribute, field_path
+from agentctl.render import templatecache, yamlparsing
+from agentctl.render.blueprints import Blueprint
+from agentctl.render.sources import Source, attribute, field_path
 
 MAX_OUTPUT_CHARS = 1_000_000
 """Characters one template may produce for one agent."""
@@ -98,7 +99,7 @@ def forget_templates() -> None:
 
 CONFIGURING = [Path(__file__), Path(mergepatch.__file__)]
 """The modules whose code decides what a template compiles to (the environment's options and
-filters): compiled templates are cached per their content (`agentctl.templatecache`)."""
+filters): compiled templates are cached per their content (`agentctl.render.templatecache`)."""
 
 _DICT_ATTRIBUTES = frozenset(dir(dict))
 

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from agentctl.cli import app
-from agentctl.render.policies import level_of, qos_class
+from agentctl.render.policies import level_of, qos_class, violations
 
 
 def _restricted_pod() -> dict[str, Any]:
@@ -96,3 +96,57 @@ def test_namespace_outside_policy_is_refused(runner: CliRunner, example: Path) -
     result = runner.invoke(app, ["-C", str(example), "render", "-e", "dev"])
     assert result.exit_code == 2
     assert "namespace kube-system is outside the environment's policy.namespaces" in result.output
+
+
+def _container(name: str) -> dict[str, Any]:
+    return {"name": name, "image": "x", "securityContext": {
+        "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}}
+
+
+_PLACES = {
+    "pod": lambda p: p["securityContext"],
+    "container": lambda p: p["containers"][0]["securityContext"],
+    "initContainer": lambda p: p.setdefault("initContainers", [_container("i")])[0][
+        "securityContext"],
+    "ephemeralContainer": lambda p: p.setdefault("ephemeralContainers", [_container("e")])[0][
+        "securityContext"],
+}
+_PATHS = {"pod": "securityContext", "container": "containers[0].securityContext",
+          "initContainer": "initContainers[0].securityContext",
+          "ephemeralContainer": "ephemeralContainers[0].securityContext"}
+
+
+@pytest.mark.parametrize("place", list(_PLACES))
+@pytest.mark.parametrize(("option", "value", "field"), [
+    ("seLinuxOptions", {"type": "spc_t"}, "seLinuxOptions.type"),
+    ("seLinuxOptions", {"user": "system_u"}, "seLinuxOptions.user"),
+    ("seLinuxOptions", {"role": "sysadm_r"}, "seLinuxOptions.role"),
+    ("appArmorProfile", {"type": "Unconfined"}, "appArmorProfile.type"),
+    ("windowsOptions", {"hostProcess": True}, "windowsOptions.hostProcess"),
+])
+def test_selinux_apparmor_and_host_process_were_not_checked(
+        place: str, option: str, value: dict[str, Any], field: str) -> None:
+    """Baseline forbids custom SELinux types, users and roles, unconfined AppArmor and Windows
+    HostProcess, in the pod securityContext and in every kind of container."""
+    pod = _restricted_pod()
+    _PLACES[place](pod)[option] = value
+    assert level_of(pod) == "privileged"
+    found = [v for v in violations(pod) if v.field == f"{_PATHS[place]}.{field}"]
+    assert [v.level for v in found] == ["baseline"]
+
+
+@pytest.mark.parametrize("place", list(_PLACES))
+@pytest.mark.parametrize(("option", "value"), [
+    ("seLinuxOptions", {"type": "container_t", "level": "s0:c123,c456"}),
+    ("seLinuxOptions", {"type": "container_init_t", "user": "", "role": ""}),
+    ("seLinuxOptions", {"type": "container_kvm_t"}),
+    ("seLinuxOptions", {"type": "container_engine_t"}),
+    ("appArmorProfile", {"type": "RuntimeDefault"}),
+    ("appArmorProfile", {"type": "Localhost", "localhostProfile": "k8s-agent"}),
+    ("windowsOptions", {"hostProcess": False, "runAsUserName": "agent"}),
+])
+def test_allowed_selinux_apparmor_and_windows_options_stay_restricted(
+        place: str, option: str, value: dict[str, Any]) -> None:
+    pod = _restricted_pod()
+    _PLACES[place](pod)[option] = value
+    assert level_of(pod) == "restricted", violations(pod)

@@ -77,11 +77,7 @@ def violations(pod: dict[str, Any]) -> list[Violation]:
             out.append(Violation("baseline", f"securityContext.sysctls[{j}]",
                                  f"sysctl {sysctl.get('name')} is not safe"))
     out += _seccomp(psc, "securityContext", None)
-    if (psc.get("seLinuxOptions") or {}).get("type") not in (None, "", "container_t",
-                                                            "container_init_t",
-                                                            "container_kvm_t"):
-        out.append(Violation("baseline", "securityContext.seLinuxOptions.type",
-                             "custom SELinux types are forbidden"))
+    out += _baseline_options(psc, "securityContext")
     pod_non_root = psc.get("runAsNonRoot") is True
     if psc.get("runAsUser") == 0:
         out.append(Violation("restricted", "securityContext.runAsUser", "must not be 0"))
@@ -119,6 +115,36 @@ def violations(pod: dict[str, Any]) -> list[Violation]:
             out.append(Violation("restricted", f"{where}.securityContext.runAsUser",
                                  "must not be 0"))
         out += _seccomp(sc, f"{where}.securityContext", psc)
+        out += _baseline_options(sc, f"{where}.securityContext")
+    return out
+
+
+_SELINUX_TYPES = frozenset({"", "container_t", "container_init_t", "container_kvm_t",
+                            "container_engine_t"})
+
+
+def _baseline_options(sc: dict[str, Any], where: str) -> list[Violation]:
+    """SELinux options, the AppArmor profile and Windows HostProcess: the baseline rules that
+    apply alike to the pod's securityContext and to each container's."""
+    out: list[Violation] = []
+    selinux = sc.get("seLinuxOptions") or {}
+    if selinux.get("type") is not None and selinux.get("type") not in _SELINUX_TYPES:
+        out.append(Violation("baseline", f"{where}.seLinuxOptions.type",
+                             f"SELinux type {selinux.get('type')} is forbidden (only "
+                             "container_t, container_init_t, container_kvm_t, "
+                             "container_engine_t)"))
+    for key in ("user", "role"):
+        if selinux.get(key) not in (None, ""):
+            out.append(Violation("baseline", f"{where}.seLinuxOptions.{key}",
+                                 f"a custom SELinux {key} is forbidden"))
+    apparmor = (sc.get("appArmorProfile") or {}).get("type")
+    if apparmor not in (None, "RuntimeDefault", "Localhost"):
+        out.append(Violation("baseline", f"{where}.appArmorProfile.type",
+                             f"AppArmor profile {apparmor} is forbidden (only RuntimeDefault "
+                             "or Localhost)"))
+    if (sc.get("windowsOptions") or {}).get("hostProcess") not in (None, False):
+        out.append(Violation("baseline", f"{where}.windowsOptions.hostProcess",
+                             "Windows HostProcess containers are forbidden"))
     return out
 
 

@@ -157,14 +157,20 @@ def _list_map_duplicates(ref: ObjectRef, prefix: str, pod: dict[str, Any]) -> li
             lists.append((f"{group}[{i}].env", container.get("env") or [], "name"))
             lists.append((f"{group}[{i}].volumeMounts", container.get("volumeMounts") or [],
                           "mountPath"))
+            # keyed by (containerPort, protocol), the protocol defaulting to TCP: 53/TCP and
+            # 53/UDP are two ports
             lists.append((f"{group}[{i}].ports", container.get("ports") or [], "containerPort"))
     for where, items, key in lists:
         seen: set[Any] = set()
         for item in items:
             value = item.get(key) if isinstance(item, dict) else None
+            shown = repr(value)
+            if key == "containerPort" and isinstance(item, dict):
+                protocol = item.get("protocol") or "TCP"
+                value, shown = (value, protocol), f"{value!r}/{protocol}"
             if value in seen:
                 problems.append(Problem(obj=str(ref), field=f"{prefix}.{where}",
-                                        message=f"{key} {value!r} appears more than once"))
+                                        message=f"{key} {shown} appears more than once"))
             seen.add(value)
     return problems
 

@@ -88,3 +88,38 @@ def test_recursive_aliases_and_alias_bombs_are_refused(text: str) -> None:
         yamlparsing.load_rendered(text)
     with pytest.raises(yaml.constructor.ConstructorError, match="alias"):
         yamlparsing.load_all(text)
+
+
+DEEP = 201  # one level past MAX_DEPTH
+
+
+@pytest.mark.parametrize("text", [
+    'a: {"x": 1, "x": 2}\n',
+    'a: [{"x": 1}, {"y": {"z": 1, "z": 1}}]\n',
+    '- {"name": "a", "name": "b"}\n',
+    '{"x": 1, "x": 2}\n',
+    'a: {"x": NaN}\n',
+    "a: [Infinity, -Infinity, NaN]\n",
+    'a: {"NaN": NaN, "inf": Infinity}\nb: [.nan, .inf, -.inf]\n',
+    'a: ["\\ud83d\\ude00"]\n',  # a surrogate pair: JSON joins it, YAML refuses it
+    'a: ["\\ud800"]\n',
+    'a: ["\x7f"]\n',  # the YAML reader refuses control characters
+    'a: ["x\x85y"]\n',  # NEL is a line break to YAML
+    "a: " + "[" * DEEP + "]" * DEEP + "\n",
+    "a:\n  b: " + "[" * (DEEP - 1) + "]" * (DEEP - 1) + "\n",
+    "a: " + "[" * 1500 + "]" * 1500 + "\n",  # past the JSON decoder's recursion limit
+])
+def test_json_fast_path_read_duplicates_nan_infinity_and_odd_text_unlike_yaml(
+        text: str) -> None:
+    """A one-line JSON value gives what the YAML path gives for the same text: the same data
+    (NaN, Infinity and -Infinity are strings to YAML 1.2 core, `.nan` and `.inf` floats), or
+    the same error (a duplicate key is a yaml.YAMLError, so render reports invalid output)."""
+    outcomes = []
+    for parse in (yamlparsing.load_rendered, yamlparsing.load_all, general):
+        try:
+            outcomes.append(("data", repr(parse(text))))
+        except yaml.YAMLError as err:
+            outcomes.append((type(err).__name__, str(err)))
+    assert outcomes[0] == outcomes[1]
+    if "[" * 100 not in text:  # the reference loader has no depth limit
+        assert outcomes[1] == outcomes[2]

@@ -181,11 +181,28 @@ class _RenderedLoader(Loader):
 
     values: list[Any]
     used: list[int]
+    nesting: list[int]
+    """Per value, a bound on how many levels of maps and lists it nests (its brackets)."""
 
     def construct_json(self, node: Any) -> Any:
         index = int(node.value[len("__agentctl_json_value_"):-2])
         self.used.append(index)
         return self.values[index]
+
+    def json_nests_past(self, node: Any, depth: int) -> bool:
+        """Whether the JSON value of this placeholder, at `depth`, holds a map or list deeper
+        than MAX_DEPTH (which the YAML path refuses)."""
+        index = int(node.value[len("__agentctl_json_value_"):-2])
+        if depth + self.nesting[index] - 1 <= MAX_DEPTH:
+            return False
+        level = [self.values[index]]
+        while level:
+            level = [v for v in level if isinstance(v, dict | list)]
+            if level and depth > MAX_DEPTH:
+                return True
+            level = [c for v in level for c in (v.values() if isinstance(v, dict) else v)]
+            depth += 1
+        return False
 
 
 class _General(Exception):
@@ -218,6 +235,8 @@ class _Builder:
             self.shared = True
             return self.built[key]
         if tag in _SCALAR_TAGS:
+            if tag == _JSON_TAG and self.loader.json_nests_past(node, depth):
+                raise _General  # refused there, as the same text parsed as YAML is
             value = self.loader.yaml_constructors[tag](self.loader, node)
         elif depth > MAX_DEPTH:
             raise _General
@@ -255,6 +274,26 @@ _RenderedLoader.add_implicit_resolver(_JSON_TAG, re.compile(r"^__agentctl_json_v
 _RenderedLoader.add_constructor(_JSON_TAG, _RenderedLoader.construct_json)
 
 
+# Where JSON and YAML read the same text differently, the line is left to the YAML parser, so
+# both ways give one result: a duplicate key (JSON keeps the last, YAML refuses it), `NaN`,
+# `Infinity` and `-Infinity` (JSON numbers, YAML core strings), a surrogate escape (JSON joins a
+# pair, YAML refuses it) and any character outside printable ASCII and tab (the YAML reader
+# refuses control characters and treats NEL and CR as line breaks).
+_LIFTABLE = re.compile(r"[\t\x20-\x7e]*\Z")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        raise ValueError("duplicate key")
+    return value
+
+
+def _not_yaml_constant(name: str) -> Any:
+    raise ValueError(f"{name} is a string in YAML")
+
+
 def load_rendered(text: str) -> list[Any]:
     """The documents of a blueprint's output (YAML 1.2 core rules, duplicate keys refused),
     with one-line JSON values decoded by the JSON parser. Raises yaml.YAMLError."""
@@ -263,20 +302,26 @@ def load_rendered(text: str) -> list[Any]:
     if "__agentctl_json_value_" in text:  # cannot collide with our placeholders: parse plainly
         return load_all(text)
     values: list[Any] = []
+    nesting: list[int] = []
 
     def lift(match: re.Match[str]) -> str:
+        source = match.group("json")
+        if not _LIFTABLE.match(source) or ("\\u" in source and _SURROGATE_ESCAPE.search(source)):
+            return match.group(0)
         try:
-            value = json.loads(match.group("json"))
-        except ValueError:
+            value = json.loads(source, object_pairs_hook=_unique_keys,
+                               parse_constant=_not_yaml_constant)
+        except (ValueError, RecursionError):
             return match.group(0)
         values.append(value)
+        nesting.append(source.count("[") + source.count("{"))
         return match.group("prefix") + _PLACEHOLDER.format(len(values) - 1)
 
     skeleton = _JSON_LINE.sub(lift, text)
     if not values:
         return load_all(text)
     loader = _RenderedLoader(skeleton)  # type: ignore[call-arg]
-    loader.values, loader.used = values, []
+    loader.values, loader.used, loader.nesting = values, [], nesting
     try:
         docs = []
         while loader.check_data():

@@ -84,10 +84,15 @@ def _attribute_docstrings(model: type) -> dict[str, str]:
     return docs
 
 
-def rule(at: str, message: str) -> PydanticCustomError:
+def rule(at: str | tuple[str | int, ...], message: str, *,
+         at_value: bool = False) -> PydanticCustomError:
     """A cross-field rule violation about the field `at` (a dotted path below the model that
-    raises it), so the loader can point at that field's line rather than at the model."""
-    return PydanticCustomError("agentctl_rule", message, {"at": at})
+    raises it, or a tuple of keys when a key may hold a dot), so the loader can point at that
+    field's line rather than at the model: at its key, or at its value (`at_value`)."""
+    context: dict[str, Any] = {"at": at}
+    if at_value:
+        context["at_value"] = True
+    return PydanticCustomError("agentctl_rule", message, context)
 
 
 _DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
@@ -201,4 +206,5 @@ class ObjectMeta(StrictModel):
 
 
 KubeObject = dict[str, Any]
-"""Pass-through Kubernetes structures (affinity, tolerations, …) checked by `validate`."""
+"""Pass-through Kubernetes structures (affinity, tolerations, …); each field of this type is
+checked against its Kubernetes schema when loaded (agentctl.model.kubeschemas)."""

@@ -10,13 +10,13 @@ from agentctl.model.common import (
     DNS1123Label,
     DNS1123Subdomain,
     Duration,
-    KubeObject,
     NonEmptyStr,
     Port,
     Quantity,
     StrictModel,
     rule,
 )
+from agentctl.model.kubeschemas import HpaBehavior
 
 Url = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9+.-]*://[^\s]+$", max_length=2048)]
 
@@ -51,7 +51,7 @@ class Scaling(StrictModel):
     min_replicas: Annotated[int, Field(ge=0, le=10000)] = 1
     max_replicas: Annotated[int, Field(ge=1, le=10000)]
     metrics: Annotated[list[Metric], Field(min_length=1)] = Field(default_factory=_cpu80)
-    behavior: KubeObject | None = None
+    behavior: HpaBehavior | None = None
 
     @model_validator(mode="after")
     def _bounds(self) -> Self:

@@ -10,7 +10,6 @@ from agentctl.model.common import (
     DNS1123Label,
     DNS1123Subdomain,
     EnvVarName,
-    KubeObject,
     LocalObjectReference,
     NonEmptyStr,
     Port,
@@ -19,6 +18,13 @@ from agentctl.model.common import (
     StrictModel,
     parse_quantity,
     rule,
+)
+from agentctl.model.kubeschemas import (
+    Affinity,
+    PodSecurityContext,
+    SecurityContext,
+    Tolerations,
+    TopologySpreadConstraints,
 )
 
 Image = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]*$",
@@ -104,9 +110,9 @@ class Runtime(StrictModel):
     env_from: list[EnvFromSource] = Field(default_factory=list)
     service_account: ServiceAccount = Field(default_factory=_default_service_account)
     node_selector: dict[str, str] = Field(default_factory=dict)
-    tolerations: list[KubeObject] = Field(default_factory=list)
-    affinity: KubeObject | None = None
-    topology_spread_constraints: list[KubeObject] = Field(default_factory=list)
+    tolerations: Tolerations = Field(default_factory=list)
+    affinity: Affinity | None = None
+    topology_spread_constraints: TopologySpreadConstraints = Field(default_factory=list)
     priority_class_name: DNS1123Subdomain | None = None
     runtime_class_name: DNS1123Subdomain | None = None
     image_pull_secrets: list[LocalObjectReference] = Field(default_factory=list)
@@ -128,9 +134,9 @@ class Security(StrictModel):
     pod_security: PodSecurityLevel = "restricted"
     """The Pod Security Standard every pod of the agent meets; the environment's policy decides
     which levels are allowed."""
-    pod_security_context: KubeObject = Field(default_factory=dict)
+    pod_security_context: PodSecurityContext = Field(default_factory=dict)
     """Overrides merged into the rendered pod securityContext (only where the level allows)."""
-    security_context: KubeObject = Field(default_factory=dict)
+    security_context: SecurityContext = Field(default_factory=dict)
     """Overrides merged into every rendered container's securityContext."""
 
 

@@ -37,9 +37,10 @@ class Source:
     primary: bool = False
     """Blamed for a field that no source sets (the agent file, not an override of it)."""
 
-    def locate(self, loc: Loc) -> tuple[int, int, int]:
+    def locate(self, loc: Loc, value: bool = False) -> tuple[int, int, int]:
         """(line, col, depth): the 1-based position of the deepest node of `at + loc` present in
-        the file, and how many segments of `loc` were found (-1: not even `at` is there)."""
+        the file (of its key, or of its value with `value`), and how many segments of `loc` were
+        found (-1: not even `at` is there)."""
         from ruamel.yaml.comments import CommentedMap, CommentedSeq  # only to report a problem
 
         node = self.root() if callable(self.root) else self.root
@@ -49,7 +50,7 @@ class Source:
             if i == len(self.at):
                 depth = 0
             if isinstance(node, CommentedMap) and key in node:
-                line, col = node.lc.key(key)
+                line, col = node.lc.value(key) if value else node.lc.key(key)
             elif (isinstance(node, CommentedSeq) and isinstance(key, int)
                   and 0 <= key < len(node)):
                 line, col = node.lc.item(key)
@@ -58,8 +59,9 @@ class Source:
             node = node[key]
         return line + 1, col + 1, len(loc)
 
-    def problem(self, loc: Loc, message: str, field: str | None = None) -> Problem:
-        line, col, _ = self.locate(loc)
+    def problem(self, loc: Loc, message: str, field: str | None = None,
+                value: bool = False) -> Problem:
+        line, col, _ = self.locate(loc, value)
         return Problem(file=self.file, line=line, col=col,
                        field=field if field is not None else field_path(loc), message=message)
 
@@ -83,7 +85,8 @@ def field_path(loc: Sequence[str | int]) -> str:
 
 
 def clean_loc(error: Any, data: Any) -> Loc:
-    """The field path of a pydantic error: union tags dropped, a rule's `at` appended."""
+    """The field path of a pydantic error: union tags dropped, a rule's `at` (dotted, or a
+    tuple of keys) appended."""
     loc: list[str | int] = []
     node = data
     for key in error["loc"]:
@@ -94,7 +97,9 @@ def clean_loc(error: Any, data: Any) -> Loc:
         loc.append(key)
         node = node[key] if present else None
     at = (error.get("ctx") or {}).get("at") if error["type"] == "agentctl_rule" else None
-    if at:
+    if isinstance(at, tuple | list):
+        loc.extend(at)
+    elif at:
         loc.extend(int(p) if p.isdigit() else p for p in str(at).split("."))
     return tuple(loc)
 
@@ -152,14 +157,19 @@ def problems_from(err: ValidationError, data: Any, sources: Iterable[Source],
     for error in err.errors():
         loc = clean_loc(error, data)
         message = message_of(error, model, loc)
-        problems.append(attribute(candidates, loc, message, field_path((*prefix, *loc))))
+        at_value = error["type"] == "agentctl_rule" and bool(
+            (error.get("ctx") or {}).get("at_value"))
+        problems.append(attribute(candidates, loc, message, field_path((*prefix, *loc)),
+                                  at_value))
     return problems
 
 
-def attribute(sources: Sequence[Source], loc: Loc, message: str, field: str) -> Problem:
+def attribute(sources: Sequence[Source], loc: Loc, message: str, field: str,
+              value: bool = False) -> Problem:
     """A problem about `loc`, placed in the source that introduced it: the one where the path
     reaches deepest, earlier sources winning ties (overrides, then the agent, then defaults);
-    when no source reaches the field itself, the primary source (the agent file) wins ties."""
+    when no source reaches the field itself, the primary source (the agent file) wins ties.
+    Placed at the value of `loc` with `value`, else at its key."""
 
     def rank(item: tuple[int, Source]) -> tuple[int, int, int]:
         index, source = item
@@ -167,7 +177,7 @@ def attribute(sources: Sequence[Source], loc: Loc, message: str, field: str) -> 
         return (depth, int(source.primary and depth < len(loc)), -index)
 
     best = max(enumerate(sources), key=rank)[1]
-    return best.problem(loc, message, field)
+    return best.problem(loc, message, field, value)
 
 
 def unknown_field(model: type[BaseModel] | None, loc: Loc) -> str:

@@ -278,7 +278,7 @@ class AgentSpec(StrictModel):
 
 
 def _check_pod_rules(spec: AgentSpec) -> None:
-    if spec.memory.session.backend == "inMemory":
+    if spec.memory.session.backend == "inMemory" and _session_set(spec):
         if spec.scaling is not None:
             raise rule("memory.session.backend", "an inMemory session store cannot be shared "
                        "between autoscaled replicas: use redis or postgres")
@@ -312,6 +312,13 @@ def _check_pod_rules(spec: AgentSpec) -> None:
         if path in seen:
             raise rule(where, f"mount path {path} is also used by {seen[path]}")
         seen[path] = where
+
+
+def _session_set(spec: AgentSpec) -> bool:
+    """Whether a session store was asked for (`memory.session`, in the agent, the environment's
+    defaults or its overrides). Without one the agent is stateless and any replica count works;
+    an inMemory store is per replica, so it cannot serve more than one."""
+    return spec.sets("memory") and "session" in spec.memory.model_fields_set
 
 
 def _max_pods(spec: AgentSpec) -> int:

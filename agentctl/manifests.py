@@ -1,4 +1,5 @@
-"""Rendered Kubernetes objects: identity, ownership labels, kind order, digests, ApplySet ids.
+"""Rendered Kubernetes objects: identity, scope, ownership labels, kind order, digests, ApplySet
+ids.
 
 Pure data and pure functions; shared by rendering, writing and (later) the cluster stages.
 """
@@ -8,7 +9,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from types import MappingProxyType
 from typing import Any
 
 MANAGED_BY = "agentctl"
@@ -32,12 +37,55 @@ RANK_ORDER: tuple[str, ...] = (
 """Apply order (dependencies first); deletion runs in reverse. Unknown kinds apply last."""
 _RANK = {kind: i for i, kind in enumerate(RANK_ORDER)}
 
-CLUSTER_SCOPED = frozenset({
-    "Namespace", "CustomResourceDefinition", "PriorityClass", "StorageClass", "ClusterRole",
-    "ClusterRoleBinding", "PersistentVolume", "ClusterSecretStore", "IngressClass",
-    "GatewayClass", "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration",
-    "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "RuntimeClass", "Node",
-})
+SCOPES_FILE = "scopes.json"
+"""Package data: whether each kind is namespaced. `builtin` holds every resource kind a
+Kubernetes API server of `kubernetesVersion` serves (generated from its discovery by
+scripts/gen_scopes.py), `custom` the custom resource kinds agentctl's blueprints render. Both map
+`<group>/<Kind>` (the core group is empty: `/Namespace`) to true (namespaced) or false
+(cluster-scoped); scope never depends on the version."""
+
+CLUSTER = "Cluster"
+NAMESPACED = "Namespaced"
+"""The two scopes a project may declare for a custom kind (as a CRD's `spec.scope` spells them)."""
+
+
+def group_kind(api_version: str, kind: str) -> str:
+    """`<group>/<Kind>` of an `apiVersion` and `kind`, the core group as ''."""
+    return f"{api_version.rpartition('/')[0]}/{kind}"
+
+
+@cache
+def known_scopes() -> Mapping[str, Mapping[str, bool]]:
+    """The scopes agentctl knows (read once): `builtin` and `custom`, `<group>/<Kind>` → namespaced.
+    Read-only views, safe to share between threads."""
+    raw = json.loads(resources.files("agentctl").joinpath(SCOPES_FILE)
+                     .read_text(encoding="utf-8"))
+    return MappingProxyType({section: MappingProxyType({str(k): bool(v)
+                                                        for k, v in raw[section].items()})
+                             for section in ("builtin", "custom")})
+
+
+def scope_of(api_version: str, kind: str,
+             declared: Mapping[str, str] | None = None) -> bool | None:
+    """Whether objects of `apiVersion`/`kind` are namespaced: True (namespaced), False
+    (cluster-scoped) or None (unknown).
+
+    Built-in Kubernetes kinds come first (a project cannot change them), then the scopes a
+    project declares in agentctl.yaml (`spec.scopes`: `group/version/Kind` → Cluster or
+    Namespaced, matched on group and kind, any version), then the custom kinds agentctl's
+    blueprints render.
+    """
+    key = group_kind(api_version, kind)
+    known = known_scopes()
+    builtin = known["builtin"].get(key)
+    if builtin is not None:
+        return builtin
+    for capability, scope in (declared or {}).items():
+        group_version, _, declared_kind = capability.rpartition("/")
+        if group_kind(group_version, declared_kind) == key:
+            return scope == NAMESPACED
+    return known["custom"].get(key)
+
 
 WORKLOAD_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "Job", "ReplicaSet"})
 

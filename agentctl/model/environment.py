@@ -5,6 +5,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import Field, StringConstraints, model_validator
 
+from agentctl.manifests import group_kind, known_scopes
 from agentctl.model.common import DNS1123Label, StrictModel, rule
 from agentctl.model.images import Images
 from agentctl.model.pods import PodSecurityLevel
@@ -69,11 +70,43 @@ class Environment(StrictModel):
     spec: EnvironmentSpec
 
 
+Scope = Literal["Cluster", "Namespaced"]
+"""Whether objects of a kind live in a namespace, as a CRD's `spec.scope` spells it."""
+
+
 class ProjectSpec(StrictModel):
     agents: str = "agents"
     blueprints: str = "blueprints"
     environments: str = "environments"
     output: str = "rendered"
+    scopes: dict[Capability, Scope] = Field(default_factory=dict)
+    """Scope of each custom kind the project's blueprints render that agentctl does not already
+    know: `group/version/Kind` → `Cluster` or `Namespaced`, e.g.
+    `{cert-manager.io/v1/ClusterIssuer: Cluster}`. Objects of a Namespaced kind get the agent's
+    namespace, those of a Cluster kind none (they are written under `_cluster/`); rendering an
+    object whose kind's scope is unknown is an error. A declaration covers every version of the
+    kind; a built-in Kubernetes kind cannot be declared with a scope other than its own."""
+
+    @model_validator(mode="after")
+    def _scopes(self) -> Self:
+        if not self.scopes:
+            return self
+        builtin_scopes = known_scopes()["builtin"]
+        seen: dict[str, tuple[str, str]] = {}
+        for capability, scope in self.scopes.items():
+            group_version, _, kind = capability.rpartition("/")
+            key = group_kind(group_version, kind)
+            builtin = builtin_scopes.get(key)
+            if builtin is not None and builtin != (scope == "Namespaced"):
+                raise rule("scopes", f"{capability} is a built-in Kubernetes kind whose "
+                           f"scope is {'Namespaced' if builtin else 'Cluster'}, not {scope}")
+            other = seen.get(key)
+            if other is not None and other[1] != scope:
+                raise rule("scopes", f"{capability} is declared {scope} but "
+                           f"{other[0]} is declared {other[1]} (scope does not depend on the "
+                           "version)")
+            seen[key] = (capability, scope)
+        return self
 
 
 class ProjectMeta(StrictModel):

@@ -8,14 +8,13 @@ problems naming `Kind/namespace/name` and the agent's file.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from agentctl.errors import Problem
 from agentctl.manifests import (
     ANNOTATION_CONFIG_HASH,
     ANNOTATION_DIGEST,
-    CLUSTER_SCOPED,
     Manifest,
     ObjectRef,
     Origin,
@@ -23,6 +22,7 @@ from agentctl.manifests import (
     digest,
     ownership_labels,
     pod_spec_path,
+    scope_of,
     sha256_json,
 )
 from agentctl.model.agent import Agent
@@ -32,16 +32,27 @@ from agentctl.render.sources import Source, attribute, field_path
 
 
 def finish(agent: Agent, environment: Environment, applyset: str, manifests: list[Manifest],
-           sources: list[Source]) -> list[Problem]:
-    """Complete and check one agent's manifests in place; return the problems found."""
+           sources: list[Source], scopes: Mapping[str, str] | None = None) -> list[Problem]:
+    """Complete and check one agent's manifests in place; return the problems found. `scopes`:
+    the project's declared scopes of custom kinds (agentctl.yaml `spec.scopes`)."""
     problems: list[Problem] = []
     env_name = environment.metadata.name
     labels = {**agent.metadata.labels,
               **ownership_labels(agent.metadata.name, env_name, applyset)}
     for manifest in manifests:
         meta = manifest.body.setdefault("metadata", {})
-        if manifest.body["kind"] not in CLUSTER_SCOPED and not meta.get("namespace"):
+        api_version, kind = str(manifest.body.get("apiVersion", "")), manifest.body["kind"]
+        namespaced = scope_of(api_version, kind, scopes)
+        if namespaced is None:
+            problems.append(Problem(obj=str(manifest.ref), message=(
+                f"kind {api_version} {kind} has unknown scope: declare it in agentctl.yaml "
+                f"spec.scopes as {api_version}/{kind}: Cluster or Namespaced (rendered by "
+                f"{manifest.template} for agent {manifest.agent} in {manifest.source_file})")))
+        elif namespaced and not meta.get("namespace"):
             meta["namespace"] = agent.metadata.namespace
+        elif not namespaced and meta.get("namespace"):
+            problems.append(Problem(obj=str(manifest.ref), field="metadata.namespace", message=(
+                f"{kind} is cluster-scoped and cannot have a namespace ({manifest.template})")))
         meta["labels"] = {**(meta.get("labels") or {}), **labels}
         if agent.metadata.annotations:
             meta["annotations"] = {**agent.metadata.annotations, **(meta.get("annotations") or {})}

@@ -6,26 +6,29 @@ the importing process.
 
 import gc
 import os
+import sys
 
 
 def main() -> None:
     """Console-script entry point."""
-    # agentctl uses no pydantic plugins; looking for them (every installed package's entry
-    # points) would be a twentieth of a small render. Set the variable to opt back in.
+    # agentctl uses no pydantic plugins; looking for them reads every installed package's entry
+    # points (benchmarks/README.md). Set the variable to opt back in.
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
-    # Start-up (imports, model classes, validators, parsing the command line) builds objects
-    # that all live until exit. The cycle collector would trace them again and again and find
-    # nothing, and at exit trace and free them all once more: a fifth of a small render's CPU.
-    # So it is off until the command starts its work (`agentctl.cli.handling.started` freezes
-    # what exists and turns it back on), and at exit everything is frozen: the process ends
-    # without a last collection.
+    # The objects start-up builds (modules, model classes, validators) live until exit: the
+    # cycle collector is off while they are built, they are frozen out of its sight, and the
+    # process ends without a last collection. Measured in benchmarks/README.md.
     gc.disable()
     try:
         from agentctl.cli import main as cli
-
+    except Exception as err:
+        print(f"agentctl: internal error: {type(err).__name__}: {err}", file=sys.stderr)
+        raise SystemExit(70) from None
+    gc.freeze()
+    gc.enable()
+    try:
         cli()
     finally:
-        gc.freeze()  # exit without a last collection of everything
+        gc.freeze()
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ class ExitCode(IntEnum):
     FAILED = 4  # some objects failed: apply error, conflict, refused prune, unhealthy, timeout
     LOCKED = 5  # another reconcile holds the environment's lease
     TOOLING = 6  # local tooling missing or failed
+    INTERNAL = 70  # a bug (EX_SOFTWARE): one line, the traceback only with --verbose; never 1
 
 
 @dataclass(frozen=True, order=True)

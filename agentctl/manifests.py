@@ -112,10 +112,6 @@ class ObjectRef:
     def __str__(self) -> str:
         return "/".join(p for p in (self.kind, self.namespace, self.name) if p)
 
-    @property
-    def file_name(self) -> str:
-        """`<namespace>/<kind>-<name>.yaml`, cluster-scoped under `_cluster/`."""
-        return f"{self.namespace or '_cluster'}/{self.kind.lower()}-{self.name}.yaml"
 
 
 @dataclass(frozen=True)
@@ -136,6 +132,10 @@ class Manifest:
     template: str
     source_file: str
     ref: ObjectRef = field(init=False)
+    file: str = field(default="", init=False)
+    """Its path under `DIR/<env>/`, set when the environment is assembled (writing.file_names)."""
+    text: str | None = field(default=None, init=False)
+    """Its YAML, when it was formatted where it rendered."""
 
     def __post_init__(self) -> None:
         self.ref = ObjectRef.of(self.body)
@@ -146,11 +146,6 @@ class Manifest:
     @property
     def origin(self) -> Origin:
         return Origin(self.ref, self.agent, self.source_file)
-
-    @property
-    def file_name(self) -> str:
-        """`<namespace>/<kind>-<name>.yaml`, cluster-scoped under `_cluster/`."""
-        return self.ref.file_name
 
 
 def canonical_json(body: Any) -> str:

@@ -1,7 +1,8 @@
-"""`writing.dump` writes the block layout itself and asks the pinned libyaml dumper only for the
-text of each scalar and key; these tests hold it to exactly the bytes of the real dumper
-(`writing.libyaml_dump`) over every committed golden, a generated fleet and generated objects
-full of the strings that change YAML formatting."""
+"""`formatting.Formatter` writes the block layout itself and asks the pinned libyaml dumper only
+for the text of each scalar and key; these tests hold it to exactly the bytes of the real dumper
+(`formatting.libyaml_dump`) over every committed golden, a generated fleet and generated objects
+full of the strings that change YAML formatting. One formatter serves each test, as one serves
+a render, so the text it remembers from earlier objects is tested too."""
 
 from __future__ import annotations
 
@@ -14,21 +15,22 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agentctl.render import pipeline, writing
+from agentctl.render import formatting, pipeline
 from tests.conftest import REPO
 
 GOLDEN_FILES = sorted([*(REPO / "rendered").rglob("*.yaml"),
                        *(REPO / "tests" / "goldens").rglob("*.yaml")])
 
 
-def same_as_libyaml(body: Any) -> None:
+def same_as_libyaml(body: Any, formatter: formatting.Formatter | None = None) -> None:
+    formatter = formatter or formatting.Formatter()
     try:
-        expected = writing.libyaml_dump(body)
+        expected = formatting.libyaml_dump(body)
     except yaml.YAMLError as err:  # the real dumper refuses it: so must the fast one
         with pytest.raises(type(err)):
-            writing.dump(body)
+            formatter.dump(body)
         return
-    assert writing.dump(body) == expected
+    assert formatter.dump(body) == expected
 
 
 def test_every_golden_object_is_written_byte_for_byte() -> None:
@@ -36,7 +38,7 @@ def test_every_golden_object_is_written_byte_for_byte() -> None:
     assert len(rendered) > 100
     for path in rendered:
         body = yaml.load(path.read_text(), Loader=yaml.CSafeLoader)
-        assert writing.dump(body) == path.read_text(), path
+        assert formatting.dump(body) == path.read_text(), path
         same_as_libyaml(body)
 
 
@@ -46,8 +48,9 @@ def test_a_generated_fleet_is_written_byte_for_byte(tmp_path: Path) -> None:
     project = fleet.write_project(fleet.generate(40, seed=3), tmp_path / "fleet")
     bodies = [m.body for m in pipeline.render(project, all_envs=True).manifests]
     assert len(bodies) > 400
+    formatter = formatting.Formatter()
     for body in bodies:
-        same_as_libyaml(body)
+        same_as_libyaml(body, formatter)
 
 
 def test_what_the_fast_path_hands_to_the_real_dumper() -> None:

@@ -4,6 +4,7 @@ rewritten only with `pytest --update-goldens` (then review the diff)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -12,7 +13,8 @@ import yaml
 from typer.testing import CliRunner
 
 from agentctl.cli import app
-from agentctl.errors import InputError, StaleOutputError
+from agentctl.errors import StaleOutputError
+from agentctl.manifests import digest
 from tests.conftest import REPO, tree
 
 
@@ -68,13 +70,19 @@ def test_input_file_names_grouping_and_order_do_not_matter(runner: CliRunner, ex
 
 def test_out_deletes_orphans_only_in_environments_it_wrote(runner: CliRunner, example: Path,
                                                            tmp_path: Path) -> None:
+    """An agent removed from the project: its files go from the environment written, stay in
+    the one not written; a foreign file stays everywhere."""
     out = tmp_path / "out"
     _render(runner, example, out)
-    (out / "dev" / "agents-dev" / "deployment-gone.yaml").write_text("stale: true\n")
+    (out / "dev" / "agents-dev" / "deployment-mine.yaml").write_text("mine: true\n")
     (out / "elsewhere.txt").write_text("not ours\n")
+    (example / "agents" / "research-memory.yaml").unlink()
     result = runner.invoke(app, ["-C", str(example), "render", "-e", "dev", "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert not (out / "dev" / "agents-dev" / "deployment-gone.yaml").exists()
+    assert not (out / "dev" / "agents-dev" / "service-research-memory.yaml").exists()
+    assert (out / "staging" / "agents-staging" / "service-research-memory.yaml").exists()
+    assert (out / "dev" / "agents-dev" / "deployment-mine.yaml").exists()
+    assert "deployment-mine.yaml: foreign file" in result.output
     assert (out / "elsewhere.txt").exists()
 
 
@@ -88,15 +96,18 @@ def test_check_reports_stale_missing_and_orphan_files(runner: CliRunner, example
 
     folder = out / "staging" / "agents-staging"
     (folder / "service-chat-assistant.yaml").unlink()
-    (folder / "orphan-thing.yaml").write_text("kind: Nothing\n")
+    (folder / "foreign-thing.yaml").write_text("kind: Nothing\n")
     deployment = folder / "deployment-chat-assistant.yaml"
     deployment.write_text(deployment.read_text().replace("replicas: 1", "replicas: 2"))
+    (example / "agents" / "gpu-inference.yaml").unlink()
     before = tree(out)
     result = runner.invoke(app, ["-C", str(example), "render", "--all-envs", "--check",
                                  "--out", str(out)])
     assert result.exit_code == 1, result.output
     assert "service-chat-assistant.yaml: missing" in result.output
-    assert "orphan-thing.yaml: orphan" in result.output
+    assert "deployment-gpu-inference.yaml: orphan" in result.output
+    assert "foreign-thing.yaml: foreign file" in result.output
+    assert "foreign-thing.yaml: orphan" not in result.output
     assert "deployment-chat-assistant.yaml: stale" in result.output
     assert tree(out) == before  # --check changes nothing
 
@@ -125,43 +136,37 @@ def test_feature_goldens_in_every_environment(runner: CliRunner, tmp_path: Path,
     assert all("in environment bare" in w for w in warnings)
 
 
-@pytest.mark.parametrize(("workers", "chunk"), [(3, None), (2, 1), (1, 2)])
+@pytest.mark.parametrize(("workers", "chunk"), [(3, None), (2, 1), (1, 2), (4, 3)])
 def test_rendering_in_chunks_and_worker_processes_gives_the_same_bytes(
         example: Path, workers: int, chunk: int | None) -> None:
     """Large fleets render in chunks of agents, in worker processes; the result must not change:
-    files, apply order, schema checks and warnings."""
+    files, apply order and warnings."""
     from agentctl.render import pipeline
 
-    serial = pipeline.render(example, all_envs=True, workers=1, dump=True, checks=True)
-    parallel = pipeline.render(example, all_envs=True, workers=workers, chunk=chunk, dump=True,
-                               checks=True)
+    serial = pipeline.render(example, all_envs=True)
+    parallel = pipeline.render(example, all_envs=True, workers=workers, chunk=chunk)
     assert pipeline.outputs(serial) == pipeline.outputs(parallel)
-    assert [e.checked for e in serial.envs] == [e.checked for e in parallel.envs]
-    assert [e.skipped for e in serial.envs] == [e.skipped for e in parallel.envs]
     assert [[m.ref for m in e.manifests] for e in serial.envs] == [
         [m.ref for m in e.manifests] for e in parallel.envs]
     assert serial.warnings == parallel.warnings
 
 
-def test_files_written_where_they_render_make_the_same_tree(example: Path, tmp_path: Path) -> None:
-    """With `--out`, workers compare each file with the tree and stage the ones that differ; the
-    tree that results is the golden, and a second run moves in exactly what was changed by
-    hand (a stale file, a missing one) and deletes the orphan."""
+def test_a_second_render_changes_exactly_what_was_changed_by_hand(example: Path,
+                                                                    tmp_path: Path) -> None:
+    """The tree that results is the golden; a second run rewrites exactly the stale and the
+    missing file and deletes the file the previous render wrote that is no longer rendered,
+    with the folder it emptied."""
     from agentctl.render import pipeline
 
     out = tmp_path / "out"
 
     def render() -> list[str]:
-        with pipeline.staging(out) as stage:
-            result = pipeline.render(example, all_envs=True, workers=2, chunk=1, objects=False,
-                                     sync=pipeline.Sync(out, stage))
-            return pipeline.write(result, out)
+        return pipeline.write(pipeline.plan(
+            pipeline.render(example, all_envs=True, workers=2, chunk=1), out))
 
     def check() -> list[str]:
-        result = pipeline.render(example, all_envs=True, workers=2, chunk=1, objects=False,
-                                 sync=pipeline.Sync(out))
         try:
-            pipeline.check(result, out)
+            pipeline.check(pipeline.plan(pipeline.render(example, all_envs=True), out))
         except StaleOutputError as err:
             return [str(p) for p in err.problems]
         return []
@@ -173,32 +178,35 @@ def test_files_written_where_they_render_make_the_same_tree(example: Path, tmp_p
     folder = out / "prod" / "agents-prod"
     (folder / "deployment-chat-assistant.yaml").write_text("edited: true\n")
     (folder / "service-chat-assistant.yaml").unlink()
-    (folder / "configmap-orphan.yaml").write_text("kind: Nothing\n")
-    (out / "prod" / "gone-ns" / "deep").mkdir(parents=True)
-    (out / "prod" / "gone-ns" / "deep" / "configmap-x.yaml").write_text("kind: Nothing\n")
-    stale = check()  # compared in the workers, orphans found here
-    assert len(stale) == 4
+    provenance = json.loads((out / "prod" / "provenance.json").read_text())
+    orphan = {"apiVersion": "v1", "kind": "ConfigMap", "namespace": "gone-ns", "name": "x",
+              "file": "gone-ns/configmap-x.yaml"}
+    body: dict[str, object] = {"apiVersion": "v1", "kind": "ConfigMap",
+                               "metadata": {"name": "x", "namespace": "gone-ns"}}
+    orphan["digest"] = digest(body)
+    provenance["objects"].append(orphan)
+    (out / "prod" / "provenance.json").write_text(json.dumps(provenance))
+    (out / "prod" / "gone-ns").mkdir()
+    (out / "prod" / "gone-ns" / "configmap-x.yaml").write_text(yaml.safe_dump(body))
+    stale = check()
+    assert len(stale) == 4, stale
     assert any("deployment-chat-assistant.yaml: stale" in p for p in stale)
     assert any("service-chat-assistant.yaml: missing" in p for p in stale)
-    assert any("configmap-orphan.yaml: orphan" in p for p in stale)
+    assert any("provenance.json: stale" in p for p in stale)
     assert any("configmap-x.yaml: orphan" in p for p in stale)
-    assert sorted(render()) == ["prod/agents-prod/configmap-orphan.yaml",
-                                "prod/agents-prod/deployment-chat-assistant.yaml",
-                                "prod/agents-prod/service-chat-assistant.yaml",
-                                "prod/gone-ns/deep/configmap-x.yaml"]
-    assert not (out / "prod" / "gone-ns").exists()  # emptied folders go too
+    assert render() == ["prod/agents-prod/deployment-chat-assistant.yaml",
+                        "prod/agents-prod/service-chat-assistant.yaml",
+                        "prod/gone-ns/configmap-x.yaml", "prod/provenance.json"]
+    assert not (out / "prod" / "gone-ns").exists()  # the folder it emptied goes too
     assert tree(out) == tree(REPO / "rendered")
     assert render() == []
-    assert sorted(p.name for p in out.iterdir()) == ["dev", "prod", "staging"]  # no stage left
 
 
 @pytest.mark.parametrize("existing", [False, True], ids=["new-tree", "existing-tree"])
 def test_a_failed_render_writes_nothing(runner: CliRunner, example: Path, tmp_path: Path,
                                         existing: bool) -> None:
-    """One bad agent among many: the output tree is left exactly as it was (not even created),
-    although the other agents rendered (and were staged) in worker processes."""
-    from agentctl.render import pipeline
-
+    """One bad agent among many: the output tree is left exactly as it was (not even
+    created)."""
     out = tmp_path / "out"
     if existing:
         _render(runner, example, out)
@@ -208,27 +216,23 @@ def test_a_failed_render_writes_nothing(runner: CliRunner, example: Path, tmp_pa
     assert "replicas: -4" in bad.read_text()
     result = runner.invoke(app, ["-C", str(example), "render", "--all-envs", "--out", str(out)])
     assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit)
     assert "code-review.yaml" in result.output
     if existing:
         assert tree(out) == before
         assert sorted(p.name for p in out.iterdir()) == ["dev", "prod", "staging"]
     else:
         assert not out.exists()
-    with pytest.raises(InputError), pipeline.staging(out) as stage:
-        pipeline.render(example, all_envs=True, workers=2, chunk=1, objects=False,
-                        sync=pipeline.Sync(out, stage))
-    assert (tree(out) == before) if existing else not out.exists()
 
 
 def test_the_stream_is_the_objects_in_apply_order_whoever_formats_them(example: Path) -> None:
-    """`render` without --out joins the files formatted in the workers in apply order: the same
-    bytes as formatting the objects in this process."""
-    from agentctl.render import pipeline, writing
+    """`render` without --out joins the objects formatted in the workers in apply order: the
+    same bytes as formatting them in this process."""
+    from agentctl.render import formatting, pipeline
 
     objects = pipeline.render(example, all_envs=True, workers=1)
-    expected = writing.stream(objects.manifests)
+    expected = "".join("---\n" + formatting.libyaml_dump(m.body) for m in objects.manifests)
     assert expected.count("---\n") == objects.count
     for workers, chunk in ((1, None), (2, 1)):
-        files = pipeline.render(example, all_envs=True, workers=workers, chunk=chunk, dump=True,
-                                objects=False)
-        assert pipeline.stream(files) == expected
+        assert pipeline.stream(pipeline.render(example, all_envs=True, workers=workers,
+                                               chunk=chunk)) == expected

@@ -24,9 +24,10 @@ from agentctl.errors import ExitCode, InputError, Problem
 RENDER_HELP = """Render agents into Kubernetes manifests.
 
 Without --out, prints one YAML stream. With --out DIR, writes
-DIR/<env>/<namespace>/<kind>-<name>.yaml and DIR/<env>/provenance.json, deleting files it
-no longer produces. --check compares instead of writing and exits 1 listing stale, missing
-and orphan files.
+DIR/<env>/<namespace>/<kind>-<name>.yaml and DIR/<env>/provenance.json, and deletes the
+files its previous provenance.json lists, unchanged since, that it no longer produces; other
+files are named in a warning and left alone. --check compares instead of writing and exits 1
+listing stale, missing and orphan files.
 
 Examples:
 
@@ -63,28 +64,21 @@ def render(
         raise InputError([Problem(field="--agent", message=(
             "prints one agent's objects, but --out and --check write or compare whole "
             "environments (every agent's files and provenance.json)"))])
-    if check:
-        result = pipeline.render(g.project_dir, g.env, g.all_envs, agent, objects=False,
-                                 sync=pipeline.Sync(out))
-        for warning in result.warnings:
+    if check or out is not None:
+        result = pipeline.render(g.project_dir, g.env, g.all_envs, workers=None)
+        target = out if out is not None else g.project_dir / result.inputs.project.spec.output
+        changes = pipeline.plan(result, target)
+        for warning in [*result.warnings, *changes.warnings]:
             console.warning(warning)
-        assert result.sync is not None
-        assert result.sync.out is not None
-        pipeline.check(result, result.sync.out)
-        console.info(f"{result.sync.out}: up to date ({result.count} objects)")
-        return ExitCode.OK
-    if out is not None:
-        with pipeline.staging(out) as stage:
-            result = pipeline.render(g.project_dir, g.env, g.all_envs, agent, objects=False,
-                                     sync=pipeline.Sync(out, stage))
-            for warning in result.warnings:
-                console.warning(warning)
-            changed = pipeline.write(result, out)
-        console.info(f"{out}: {result.count} objects, {len(changed)} files changed")
+        if check:
+            pipeline.check(changes)
+            console.info(f"{target}: up to date ({result.count} objects)")
+        else:
+            written = pipeline.write(changes)
+            console.info(f"{target}: {result.count} objects, {len(written)} files changed")
         return ExitCode.OK
     as_json = g.output == OutputFormat.json
-    result = pipeline.render(g.project_dir, g.env, g.all_envs, agent, dump=not as_json,
-                             objects=as_json)
+    result = pipeline.render(g.project_dir, g.env, g.all_envs, agent=agent, workers=None)
     for warning in result.warnings:
         console.warning(warning)
     if as_json:
@@ -123,7 +117,7 @@ def validate(
     g = globals_of(ctx, project=project, env=env, all_envs=all_envs, output=output,
                    no_color=no_color, verbose=verbose)
     console = console_for(ctx)
-    result = pipeline.validate(g.project_dir, g.env, g.all_envs, strict)
+    result = pipeline.validate(g.project_dir, g.env, g.all_envs, strict, workers=None)
     for warning in result.warnings:
         console.warning(warning)
     envs = [e.env for e in result.render.envs]
@@ -159,20 +153,20 @@ def schema(
 
     from agentctl import schemas
     from agentctl.errors import InputError
-    from agentctl.render import writing
+    from agentctl.render import formatting
 
     if crd == json_schema:
         raise InputError("choose exactly one of --crd and --json-schema")
     console = console_for(ctx)
     if crd:
-        console.out(writing.dump(schemas.crd()))
+        console.out(formatting.dump(schemas.crd()))
     else:
         console.out(json.dumps(schemas.json_schema(), indent=2) + "\n")
     return ExitCode.OK
 
 
 def register(app: typer.Typer) -> None:
-    app.command("render", help=RENDER_HELP)(handled(render, loads=("agentctl.render.pipeline",)))
+    app.command("render", help=RENDER_HELP)(handled(render))
     app.command("validate", help=VALIDATE_HELP)(
-        handled(validate, loads=("agentctl.render.pipeline", "agentctl.render.validating")))
-    app.command("schema", help=SCHEMA_HELP)(handled(schema, loads=("agentctl.schemas",)))
+        handled(validate))
+    app.command("schema", help=SCHEMA_HELP)(handled(schema))

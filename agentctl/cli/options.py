@@ -86,14 +86,4 @@ def globals_of(ctx: typer.Context, **given: Any) -> Globals:
     if os.environ.get("NO_COLOR"):
         merged = replace(merged, no_color=True)
     root.obj = merged
-    global _current  # noqa: PLW0603 - the invocation's options, for code without a context
-    _current = merged
     return merged
-
-
-_current = Globals()
-
-
-def current() -> Globals:
-    """The options of the running invocation (the root callback always sets them first)."""
-    return _current

@@ -17,13 +17,14 @@ from agentctl.errors import ClusterError, ExitCode
 
 
 def _up(
+    ctx: typer.Context,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the cluster to be ready.",
                                            min=5)] = 120.0,
 ) -> ExitCode:
     """Build (if needed) and start the sandbox; print `export KUBECONFIG=<path>`."""
     from agentctl.sandbox import building, running
 
-    console = console_for()
+    console = console_for(ctx)
     root = running.state_root()
     current = running.status(root)
     if current.ready:
@@ -46,11 +47,11 @@ def _up(
     return ExitCode.OK
 
 
-def _down() -> ExitCode:
+def _down(ctx: typer.Context) -> ExitCode:
     """Stop the sandbox and remove its state (no process is left behind)."""
     from agentctl.sandbox import running
 
-    console = console_for()
+    console = console_for(ctx)
     root = running.state_root()
     if not root.exists():
         console.info("no sandbox to stop")
@@ -60,11 +61,11 @@ def _down() -> ExitCode:
     return ExitCode.OK
 
 
-def _status() -> ExitCode:
+def _status(ctx: typer.Context) -> ExitCode:
     """Show whether the sandbox runs; exit 3 unless it is running and ready."""
     from agentctl.sandbox import running
 
-    console = console_for()
+    console = console_for(ctx)
     st = running.status(running.state_root())
     state = "ready" if st.ready else "not ready" if st.exists else "not running"
     lines = [f"sandbox {st.name!r}: {state}"]

@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 
 from agentctl.errors import InputError, Problem
+from agentctl.render import sandboxing
 
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 SECTIONS_ALWAYS_HANDLED = frozenset({"description", "blueprint"})
@@ -41,28 +42,37 @@ def builtin_root() -> Path:
 
 
 def find(name: str, local_root: Path, project_root: Path) -> Blueprint:
-    """The blueprint called `name`: the project's own first, then the built-in one."""
+    """The blueprint called `name`: the project's own first, then the built-in one. A local
+    blueprint folder that is a symlink, or holds one, is refused: a blueprint reads only its own
+    files."""
     if not _NAME.match(name):
         raise InputError(f"blueprint name {name!r} is invalid: a DNS-1123 label, no paths")
-    local = (local_root / name).resolve()
-    if local.is_dir() and local.parent == local_root.resolve():
-        try:
-            display = str((local_root / name).relative_to(project_root))
-        except ValueError:
-            display = str(local_root / name)
-        return _read(name, local, display)
+    local = local_root / name
+    try:
+        display = str(local.relative_to(project_root))
+    except ValueError:
+        display = str(local)
+    if local.is_symlink():
+        raise InputError([Problem(file=display, message=(
+            "is a symlink: a blueprint folder must be a real folder of the project"))])
+    if local.is_dir():
+        return read(name, local, display)
     builtin = builtin_root() / name
     if builtin.is_dir():
-        return _read(name, builtin, f"agentctl:blueprints/{name}")
+        return read(name, builtin, f"agentctl:blueprints/{name}")
     raise InputError(f"no blueprint named {name!r} in {local_root.name}/ or the built-in library")
 
 
-@cache
-def _read(name: str, folder: Path, display: str) -> Blueprint:
-    meta_path = folder / "blueprint.yaml"
+def read(name: str, folder: Path, display: str) -> Blueprint:
+    """A blueprint folder's `blueprint.yaml` and template names (read anew by every render)."""
+    links = sorted(p.name for p in folder.iterdir() if p.is_symlink())
+    if links:
+        raise InputError([Problem(file=f"{display}/{link}", message=(
+            "is a symlink: a blueprint reads only its own files")) for link in links])
     try:
-        meta = yaml.safe_load(meta_path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as err:
+        text = sandboxing.read_no_symlinks(folder, ["blueprint.yaml"]).decode("utf-8")
+        meta = yaml.safe_load(text) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
         raise InputError([Problem(file=f"{display}/blueprint.yaml", message=str(err))]) from err
     if not isinstance(meta, dict) or not isinstance(meta.get("handles"), list):
         raise InputError([Problem(file=f"{display}/blueprint.yaml", field="handles",
@@ -70,8 +80,7 @@ def _read(name: str, folder: Path, display: str) -> Blueprint:
                                   "of handled spec sections")])
     templates = tuple(sorted(p.name for p in folder.iterdir()
                              if p.name.endswith(".yaml.j2") and not p.name.startswith("_")
-                             and p.is_file()
-                             and p.resolve().parent == folder))
+                             and p.is_file()))
     return Blueprint(name=name, folder=folder, display=display,
                      description=str(meta.get("description", "")),
                      handles=frozenset(str(h) for h in meta["handles"]) | SECTIONS_ALWAYS_HANDLED,

@@ -1,22 +1,28 @@
-"""The only module that chains stages: load → merge → render → finish → write/check/validate.
-It never prints; it returns results and raises `AgentctlError`s carrying every problem."""
+"""The only module that chains the offline stages: load → merge → render → finish, then (as
+separate steps taking that result) format and write, check, or validate.
+
+`render` is pure: it reads the project's files and returns the rendered objects of each
+environment, in apply order, or raises one `InputError` carrying every problem. It keeps no state
+between calls and may be called from any thread (with `workers=1`, the default). It never
+prints.
+"""
 
 from __future__ import annotations
 
-import gc
+import math
 import os
-import shutil
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
-from agentctl.errors import InputError, Problem, StaleOutputError
+from agentctl.errors import InputError, Problem
 from agentctl.manifests import Manifest, Origin, applyset_id, applyset_parent_name
-from agentctl.render import blueprints, finishing, loading, merging, writing
+from agentctl.render import blueprints, finishing, formatting, loading, merging, writing
 from agentctl.render.inputs import AgentDoc, Inputs
-from agentctl.render.rendering import Rendered, Renderer, forget_templates
+from agentctl.render.rendering import Rendered, Renderer
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -25,26 +31,7 @@ class EnvRender:
     namespace: str
     applyset: str
     manifests: list[Manifest]
-    output: writing.EnvOutput | None = None
-    """The formatted files, when rendering already made them."""
-    count: int = 0
-    """How many objects rendered (`manifests` may be left empty when only files are wanted)."""
-    checked: int = 0
-    """Objects that passed the Kubernetes schemas, when rendering checked them."""
-    skipped: frozenset[str] = frozenset()
-    """`apiVersion/kind` of objects without a schema, when rendering checked them."""
-    order: list[str] = field(default_factory=list)
-    """Output file names in apply order."""
-
-
-@dataclass(frozen=True)
-class Sync:
-    """Compare rendered files with the output tree `out` (None: the project's `output` folder)
-    where they render, in the workers, and with a `stage` folder (see `staging`) write those
-    that differ there, for `write` to move into place."""
-
-    out: Path | None = None
-    stage: Path | None = None
+    """In apply order, each with its `file`."""
 
 
 @dataclass
@@ -52,8 +39,6 @@ class RenderResult:
     inputs: Inputs
     envs: list[EnvRender] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
-    sync: Sync | None = None
-    """How the files were compared and staged, with `out` resolved."""
 
     @property
     def manifests(self) -> list[Manifest]:
@@ -61,48 +46,46 @@ class RenderResult:
 
     @property
     def count(self) -> int:
-        return sum(env.count for env in self.envs)
+        return sum(len(env.manifests) for env in self.envs)
 
 
 def select_envs(inputs: Inputs, requested: tuple[str, ...], all_envs: bool) -> list[str]:
     """The environments to act on: --env, --all-envs, or the only one there is."""
     known = sorted(inputs.environments)
+    if not known:
+        folder = inputs.project.spec.environments
+        raise InputError(f"no valid environment in {folder}/: add {folder}/<name>.yaml "
+                         "(kind: Environment), or run `agentctl init`")
     if all_envs:
         return known
     if requested:
         unknown = [e for e in requested if e not in inputs.environments]
         if unknown:
             raise InputError([Problem(message=f"unknown environment {e!r} (known: "
-                                      f"{', '.join(known) or 'none'})") for e in unknown])
+                                      f"{', '.join(known)})") for e in unknown])
         return list(dict.fromkeys(requested))
     if len(known) == 1:
         return known
     raise InputError(f"choose an environment with --env or --all-envs (environments: "
-                     f"{', '.join(known) or 'none'})")
+                     f"{', '.join(known)})")
 
 
 PARALLEL_MIN_AGENTS = 50
-"""Below this many agents, environments render in this process (a worker costs more)."""
+"""Below this many agents, a worker process costs more than it saves."""
 TASKS_PER_WORKER = 8
-"""Chunks of agents per worker: small enough for the workers to finish together."""
+"""Chunks of agents per worker process: small enough for the workers to finish together."""
 
 
-def render(root: Path, envs: tuple[str, ...] = (), all_envs: bool = False,
-           agent: str | None = None, workers: int | None = None,
-           dump: bool = False, checks: bool = False,
-           objects: bool = True, chunk: int | None = None,
-           sync: Sync | None = None) -> RenderResult:
-    """Render the selected environments; raise one InputError with every problem.
+def render(root: Path, envs: tuple[str, ...] = (), all_envs: bool = False, *,
+           agent: str | None = None, workers: int | None = 1,
+           chunk: int | None = None) -> RenderResult:
+    """Render the selected environments (`agent`: only that agent's objects; every agent is
+    still merged and checked); raise one InputError with every problem.
 
-    Agents render independently, so a large fleet is cut into chunks of `chunk` agents per
-    environment, rendered by `workers` processes (default one per CPU; 1 renders in this
-    process). With `dump`, each chunk's output files are formatted where it rendered; with
-    `checks`, its objects are checked against the Kubernetes schemas there too, and
-    credential-looking literal env values are added to the warnings. Without `objects`, the
-    objects themselves are not kept (only counts, files and checks): cheaper from a worker.
-    With `sync`, files are compared with the output tree (and staged) where they render
-    instead of being sent back. The result does not depend on `workers` or `chunk`."""
-    forget_templates()
+    With `workers` > 1 (None: one per CPU for a fleet of `PARALLEL_MIN_AGENTS` or more),
+    chunks of `chunk` agents render in forked worker processes, which also format each object's
+    YAML (`Manifest.text`); call it so only from a process's main thread with no other threads
+    running. The result does not depend on `workers` or `chunk`."""
     inputs = loading.load(root)
     problems: list[Problem] = list(inputs.problems)
     try:
@@ -113,28 +96,23 @@ def render(root: Path, envs: tuple[str, ...] = (), all_envs: bool = False,
         raise InputError([*problems, Problem(message=f"no agent named {agent!r}")])
     docs = inputs.agents
     if workers is None:
-        small = len(docs) < PARALLEL_MIN_AGENTS or agent is not None
-        workers = 1 if small else (os.cpu_count() or 1)
-    if chunk is None:  # equal chunks, TASKS_PER_WORKER of them per worker over all envs
-        per_env = -(-workers * TASKS_PER_WORKER // len(selected))
-        chunk = max(1, -(-len(docs) // per_env))
-    tasks = [(env_name, start, min(start + chunk, len(docs)))
-             for env_name in selected for start in range(0, max(len(docs), 1), chunk)]
-    if sync is not None:
-        sync = Sync(sync.out or root / inputs.project.spec.output, sync.stage)
-    flags = _Flags(dump or sync is not None, checks, objects, agent, sync)
+        workers = (os.cpu_count() or 1) if len(docs) >= PARALLEL_MIN_AGENTS else 1
+    if chunk is None:
+        chunk = max(1, math.ceil(len(docs) * len(selected) / (workers * TASKS_PER_WORKER)))
+    tasks = [_Task(env, start, min(start + chunk, len(docs)), agent, workers > 1)
+             for env in selected for start in range(0, max(len(docs), 1), chunk)]
     if workers <= 1 or len(tasks) == 1:
-        chunks = [_render_chunk(inputs, docs, task, flags) for task in tasks]
+        chunks = [_render_chunk(inputs, docs, task) for task in tasks]
     else:
-        chunks = _render_in_processes(inputs, docs, tasks, flags, min(workers, len(tasks)))
-    result = RenderResult(inputs=inputs, sync=sync)
-    for env_name in selected:
-        problems += merging.defaults_problems(inputs, env_name)
-        mine = [c for c in chunks if c.env == env_name]
-        env, env_problems = _assemble(inputs, env_name, mine, flags)
-        problems += env_problems
+        chunks = _forked(_render_chunk, (inputs, docs), tasks, workers)
+    result = RenderResult(inputs=inputs)
+    for env in selected:
+        problems += merging.defaults_problems(inputs, env)
+        mine = [c for c in chunks if c.env == env]
+        problems += [p for c in mine for p in c.problems]
         result.warnings += [w for c in mine for w in c.warnings]
-        result.envs.append(env)
+        rendered = _assemble(inputs, env, mine, problems)
+        result.envs.append(rendered)
     if problems:
         raise InputError(sorted(set(problems), key=_problem_order))
     result.warnings = sorted(set(result.warnings), key=_problem_order)
@@ -142,13 +120,13 @@ def render(root: Path, envs: tuple[str, ...] = (), all_envs: bool = False,
 
 
 @dataclass(frozen=True)
-class _Flags:
-    dump: bool
-    checks: bool
-    objects: bool
+class _Task:
+    env: str
+    start: int
+    stop: int
     agent: str | None
-    """Render only this agent (every agent is still merged and checked)."""
-    sync: Sync | None
+    formatted: bool
+    """Format each object's YAML where it renders (in a worker process, in parallel)."""
 
 
 @dataclass
@@ -158,126 +136,126 @@ class _Chunk:
     env: str
     origins: list[Origin] = field(default_factory=list)
     manifests: list[Manifest] = field(default_factory=list)
-    files: dict[str, str] = field(default_factory=dict)
-    synced: dict[str, str] = field(default_factory=dict)
-    provenance: list[dict[str, str]] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
-    checked: int = 0
-    skipped: set[str] = field(default_factory=set)
 
 
-def _applyset(inputs: Inputs, env_name: str) -> str:
-    parent = applyset_parent_name(inputs.project.metadata.name, env_name)
-    return applyset_id(parent, merging.environment_of(inputs, env_name).spec.namespace)
+def _applyset(inputs: Inputs, env: str) -> str:
+    parent = applyset_parent_name(inputs.project.metadata.name, env)
+    return applyset_id(parent, merging.environment_of(inputs, env).spec.namespace)
 
 
-def _render_chunk(inputs: Inputs, docs: list[AgentDoc], task: tuple[str, int, int],
-                  flags: _Flags) -> _Chunk:
-    env_name, start, stop = task
-    out = _Chunk(env=env_name)
-    if flags.checks:
-        from agentctl.render import validating  # jsonschema and the schemas: only when validating
-    environment = merging.environment_of(inputs, env_name)
+def _render_chunk(inputs: Inputs, docs: list[AgentDoc], task: _Task) -> _Chunk:
+    out = _Chunk(env=task.env)
+    environment = merging.environment_of(inputs, task.env)
     try:
-        resolved = merging.resolve(inputs, env_name, docs[start:stop])
+        resolved = merging.resolve(inputs, task.env, docs[task.start:task.stop])
     except InputError as err:
         out.problems = err.problems
         return out
-    applyset = _applyset(inputs, env_name)
+    applyset = _applyset(inputs, task.env)
     renderer = Renderer()
     local_blueprints = inputs.root / inputs.project.spec.blueprints
-    manifests: list[Manifest] = []
+    found: dict[str, blueprints.Blueprint] = {}
     for item in resolved:
-        if flags.agent is not None and item.name != flags.agent:
+        if task.agent is not None and item.name != task.agent:
             continue
+        name = item.agent.spec.blueprint
         try:
-            blueprint = blueprints.find(item.agent.spec.blueprint, local_blueprints, inputs.root)
+            blueprint = found.get(name) or blueprints.find(name, local_blueprints, inputs.root)
         except InputError as err:
             out.problems += [p if p.file else item.sources[1].problem(
                 ("blueprint",), p.message, field="spec.blueprint") for p in err.problems]
             continue
+        found[name] = blueprint
         rendered = Rendered()
         renderer.render(item.agent, environment, blueprint, item.sources, rendered)
         out.problems += rendered.problems
         out.warnings += rendered.warnings
         out.problems += finishing.finish(item.agent, environment, applyset, rendered.manifests,
-                                         item.sources)
-        manifests += rendered.manifests
-        if flags.checks:
-            out.warnings += validating.credential_warnings(item.agent, item.sources)
-    out.origins = [m.origin for m in manifests]
-    if flags.checks:
-        checked = validating.validate_objects(manifests)
-        out.problems += checked.problems
-        out.checked = len(checked.passed)
-        out.skipped = {f"{m.body['apiVersion']}/{m.body['kind']}" for m in checked.skipped}
-    if flags.dump and not out.problems:
-        files = ((m.file_name, writing.dump(m.body)) for m in manifests)
-        if flags.sync is None:
-            out.files = dict(files)
-        else:
-            assert flags.sync.out is not None
-            out.synced = writing.sync(flags.sync.out, env_name, files, flags.sync.stage)
-        out.provenance = [writing.provenance_entry(m) for m in manifests]
-    if flags.objects:
-        out.manifests = manifests
+                                         item.sources, scopes=inputs.project.spec.scopes)
+        out.manifests += rendered.manifests
+    out.origins = [m.origin for m in out.manifests]
+    if task.formatted and not out.problems:
+        formatter = formatting.Formatter()
+        for manifest in out.manifests:
+            manifest.text = formatter.dump(manifest.body)
     return out
 
 
-def _assemble(inputs: Inputs, env_name: str, chunks: list[_Chunk],
-              flags: _Flags) -> tuple[EnvRender, list[Problem]]:
-    """One environment from its chunks: cross-agent checks, apply order, output files."""
-    problems = [p for c in chunks for p in c.problems]
+def _assemble(inputs: Inputs, env: str, chunks: list[_Chunk],
+              problems: list[Problem]) -> EnvRender:
+    """One environment from its chunks: cross-agent checks, apply order, file names."""
     origins = sorted((o for c in chunks for o in c.origins), key=lambda o: o.ref)
     problems += finishing.duplicates(origins)
     manifests = sorted((m for c in chunks for m in c.manifests), key=lambda m: m.ref)
-    applyset = _applyset(inputs, env_name)
-    env = EnvRender(env_name, merging.environment_of(inputs, env_name).spec.namespace, applyset,
-                    manifests, count=len(origins), checked=sum(c.checked for c in chunks),
-                    skipped=frozenset().union(*(c.skipped for c in chunks)),
-                    order=[o.ref.file_name for o in origins])
-    if flags.dump and not problems:
-        files = {name: text for c in chunks for name, text in c.files.items()}
-        entries = [e for c in chunks for e in c.provenance]
-        env.output = writing.EnvOutput(
-            env_name, writing.with_provenance(files, env_name, applyset, entries),
-            synced={name: status for c in chunks for name, status in c.synced.items()})
-    return env, problems
+    problems += writing.file_names(env, manifests)
+    return EnvRender(env, merging.environment_of(inputs, env).spec.namespace,
+                     _applyset(inputs, env), manifests)
 
 
-_FORKED: tuple[Inputs, list[AgentDoc], _Flags] | None = None
-"""What forked workers render from: inherited, not pickled."""
+_WORK: tuple[Callable[..., Any], tuple[Any, ...]] | None = None
+"""Set only in a worker process, by `_start_worker`: the function and what it works on."""
 
 
-def _render_forked(task: tuple[str, int, int]) -> _Chunk:
-    assert _FORKED is not None
-    inputs, docs, flags = _FORKED
-    return _render_chunk(inputs, docs, task, flags)
+def _start_worker(fn: Callable[..., Any], state: tuple[Any, ...]) -> None:
+    global _WORK  # noqa: PLW0603 - a worker process's own copy, inherited by fork
+    _WORK = (fn, state)
 
 
-def _worker_gc() -> None:
-    """A worker allocates millions of short-lived objects that reference counting frees; the
-    default thresholds would run the cycle collector hundreds of times per chunk for little."""
-    gc.set_threshold(50_000, 20, 20)
+def _in_worker(task: Any) -> Any:
+    assert _WORK is not None
+    fn, state = _WORK
+    return fn(*state, task)
 
 
-def _render_in_processes(inputs: Inputs, docs: list[AgentDoc], tasks: list[tuple[str, int, int]],
-                         flags: _Flags, workers: int) -> list[_Chunk]:
+def _forked(fn: Callable[..., T], state: tuple[Any, ...], tasks: list[Any],
+            workers: int) -> list[T]:
+    """`[fn(*state, task) for task in tasks]` in forked processes: `state` is inherited, not
+    pickled; only tasks and results cross."""
     import multiprocessing  # only for a large fleet: a noticeable part of a small one's start
     from concurrent.futures import ProcessPoolExecutor
 
-    global _FORKED  # noqa: PLW0603 - handed to forked workers without pickling
-    _FORKED = (inputs, docs, flags)
-    gc.freeze()  # the workers' collections skip (and so do not copy) what they inherit
-    try:
-        context = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                                 initializer=_worker_gc) as pool:
-            return list(pool.map(_render_forked, tasks))
-    finally:
-        gc.unfreeze()
-        _FORKED = None
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=context,
+                             initializer=_start_worker, initargs=(fn, state)) as pool:
+        return list(pool.map(_in_worker, tasks))
+
+
+def _problem_order(problem: Problem) -> tuple[str, str, int, int, str, str]:
+    return (problem.file, problem.obj, problem.line, problem.col, problem.field, problem.message)
+
+
+def outputs(result: RenderResult) -> dict[str, dict[str, str]]:
+    """Each environment's files: name → YAML, and its provenance.json."""
+    files: dict[str, dict[str, str]] = {}
+    for env in result.envs:
+        texts = formatting.texts(env.manifests)
+        files[env.env] = {m.file: text for m, text in zip(env.manifests, texts, strict=True)}
+        files[env.env][writing.PROVENANCE] = writing.provenance(env.env, env.applyset,
+                                                                env.manifests)
+    return files
+
+
+def stream(result: RenderResult) -> str:
+    """Every environment's objects as one multi-document YAML stream, in apply order."""
+    return "".join(formatting.stream(env.manifests) for env in result.envs)
+
+
+def plan(result: RenderResult, out: Path) -> writing.Plan:
+    """What writing the rendered tree under `out` would change, and the warnings about files
+    it leaves alone (see writing.py); reads only."""
+    return writing.plan(out, outputs(result))
+
+
+def write(changes: writing.Plan) -> list[str]:
+    """Make the changes; return the paths changed."""
+    return writing.apply(changes)
+
+
+def check(changes: writing.Plan) -> None:
+    """Raise StaleOutputError listing the changes, if there are any."""
+    writing.check(changes)
 
 
 @dataclass
@@ -289,68 +267,41 @@ class ValidateResult:
 
 
 def validate(root: Path, envs: tuple[str, ...] = (), all_envs: bool = False,
-             strict: bool = False) -> ValidateResult:
-    """Everything render checks, plus every object against the Kubernetes schemas offline.
-    Without --env, every environment is validated. With `strict`, warnings are errors."""
-    result = render(root, envs, all_envs or not envs, checks=True, objects=False)
-    warnings = result.warnings
+             strict: bool = False, workers: int | None = 1) -> ValidateResult:
+    """Everything render checks, plus every object against the Kubernetes schemas offline and
+    credential-looking literals. Without --env, every environment is validated. With `strict`,
+    warnings are errors. `workers` as for `render` (the schema checks run there too)."""
+    from agentctl.render import validating  # jsonschema and the schemas: only when validating
+
+    result = render(root, envs, all_envs or not envs, workers=workers)
+    warnings = list(result.warnings)
+    for env in result.envs:
+        for item in merging.resolve(result.inputs, env.env):
+            warnings += validating.credential_warnings(item.agent, item.sources)
+    manifests = result.manifests
+    if workers is None:
+        workers = (os.cpu_count() or 1) if len(result.inputs.agents) >= PARALLEL_MIN_AGENTS else 1
+    size = max(1, math.ceil(len(manifests) / (workers * TASKS_PER_WORKER)))
+    tasks = [(start, start + size) for start in range(0, len(manifests), size)]
+    if workers > 1 and len(tasks) > 1:
+        checked = _forked(_validate_chunk, (manifests,), tasks, workers)
+    else:
+        checked = [_validate_chunk(manifests, task) for task in tasks]
+    problems = [p for c in checked for p in c[0]]
+    if problems:
+        raise InputError(problems)
+    warnings = sorted(set(warnings), key=_problem_order)
     if strict and warnings:
         raise InputError(warnings)
-    skipped = sorted(set().union(*(e.skipped for e in result.envs)))
-    return ValidateResult(result, sum(e.checked for e in result.envs), skipped, warnings)
+    skipped = sorted(set().union(*(c[2] for c in checked)))
+    return ValidateResult(result, sum(c[1] for c in checked), skipped, warnings)
 
 
-def _problem_order(problem: Problem) -> tuple[str, str, int, int, str, str]:
-    return (problem.file, problem.obj, problem.line, problem.col, problem.field, problem.message)
+def _validate_chunk(manifests: list[Manifest],
+                    task: tuple[int, int]) -> tuple[list[Problem], int, set[str]]:
+    """Problems, the number of objects that passed, and the kinds skipped (no schema)."""
+    from agentctl.render import validating
 
-
-def outputs(result: RenderResult) -> list[writing.EnvOutput]:
-    return [e.output or writing.env_output(e.env, e.applyset, e.manifests) for e in result.envs]
-
-
-def stream(result: RenderResult) -> str:
-    """Every environment's objects as one multi-document YAML stream, in apply order (from the
-    files formatted where they rendered, when there are any)."""
-    parts: list[str] = []
-    for env in result.envs:
-        if env.output is not None and not env.output.synced:
-            parts += ["---\n" + env.output.files[name] for name in env.order]
-        else:
-            parts.append(writing.stream(env.manifests))
-    return "".join(parts)
-
-
-@contextmanager
-def staging(out_dir: Path) -> Iterator[Path]:
-    """A scratch folder inside `out_dir` (so files move in by rename) for `Sync.stage`; removed
-    afterwards with whatever is left in it, and `out_dir` too if it was created for it and
-    stayed empty (a failed render writes nothing)."""
-    created = not out_dir.exists()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=".agentctl-staging-", dir=out_dir))
-    try:
-        yield stage
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
-        if created and not any(out_dir.iterdir()):
-            out_dir.rmdir()
-
-
-def write(result: RenderResult, out_dir: Path) -> list[str]:
-    """Write the rendered tree, one environment per thread (file creation is kernel time, which
-    threads spread over the cores); return the paths that changed."""
-    from concurrent.futures import ThreadPoolExecutor  # not needed to print a render
-
-    stage = result.sync.stage if result.sync is not None else None
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        changed = pool.map(lambda output: writing.write(out_dir, output, stage), outputs(result))
-        return [path for paths in changed for path in paths]
-
-
-def check(result: RenderResult, out_dir: Path) -> None:
-    """Raise StaleOutputError listing stale, missing and orphan files."""
-    problems: list[Problem] = []
-    for output in outputs(result):
-        problems += writing.check(out_dir, output)
-    if problems:
-        raise StaleOutputError(problems)
+    checked = validating.validate_objects(manifests[task[0]:task[1]])
+    return (checked.problems, len(checked.passed),
+            {f"{m.body['apiVersion']}/{m.body['kind']}" for m in checked.skipped})

@@ -1,355 +1,330 @@
-"""Stage 4, write: deterministic YAML for rendered objects, as one stream or as a tree.
+"""Stage 5, write: the rendered tree `DIR/<env>/<namespace>/<kind>-<name>.yaml` (cluster-scoped
+objects under `_cluster/`) and `DIR/<env>/provenance.json`, or a check of it.
 
-`--out DIR` writes `DIR/<env>/<namespace>/<kind>-<name>.yaml` (cluster-scoped objects under
-`_cluster/`) and `DIR/<env>/provenance.json`, and deletes files of the environments it wrote that
-it no longer produces. One pinned emitter (libyaml through PyYAML, fixed settings: sorted keys,
-2-space indent, no line wrapping, literal blocks for multi-line strings) makes the same objects
-the same bytes on any machine; `dump` writes its block layout directly and asks it only for the
-text of each distinct scalar, the same bytes several times faster. `check` compares without
-writing.
+Paths built from data are hostile, and so is the previous `provenance.json` (it is a file in the
+user's tree). So:
+
+- every file name is built from validated parts (`file_names`) and every step below `DIR` is
+  opened without following a symlink: a symlink anywhere under `DIR/<env>/` where agentctl would
+  read, write or delete is an error (exit 2) and nothing is written;
+- a file is deleted only when the previous `provenance.json` lists it, its name is one agentctl
+  could have written, it is a regular file reached without a symlink, its content still has the
+  recorded digest (nobody changed it since), and this render no longer produces it;
+- every other file under `DIR/<env>/` is *foreign*: named in a warning, never touched;
+- every file, `provenance.json` last, is written whole to a temporary file beside it and renamed
+  into place, so a reader never sees half a file.
+
+`plan` decides everything first (reading only); `apply` then writes. A render that failed never
+reaches here, so the tree changes only after every environment rendered cleanly.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
-from collections.abc import Iterable
+import stat
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import yaml
 
-from agentctl.errors import Problem
-from agentctl.manifests import Manifest
+from agentctl.errors import InputError, Problem, StaleOutputError
+from agentctl.manifests import Manifest, digest
 
 PROVENANCE = "provenance.json"
-_BaseDumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+_NAMESPACE = re.compile(_LABEL)
+_GROUP = re.compile(rf"{_LABEL}(\.{_LABEL})*")
+_NAME = re.compile(r"[a-z0-9]([-a-z0-9:]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9:]*[a-z0-9])?)*")
+"""DNS-1123 subdomains, plus `:` (RBAC names such as `system:auth-delegator`)."""
+_KIND = re.compile(r"[A-Za-z][A-Za-z0-9]{0,62}")
+_FILE = re.compile(r"(_cluster|[a-z0-9-]{1,63})/[a-z0-9]{1,63}(\.[a-z0-9.-]{1,253})?-"
+                   r"[a-z0-9][-a-z0-9.:]{0,252}\.yaml")
+"""Every name `file_names` can produce (what a provenance entry may name)."""
 
 
-class _Dumper(_BaseDumper):  # type: ignore[misc]
-    pass
-
-
-# Strings that YAML 1.1 (PyYAML) leaves plain but YAML 1.2 and Go's YAML (kubectl, Flux) read as
-# numbers, such as 1e3, 08 or 0o17: quoted, so every reader sees the same string.
-_NUMBER_LIKE = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?|0o[0-7]+")
-
-
-def _str(dumper: Any, value: str) -> Any:
-    if _NUMBER_LIKE.fullmatch(value):
-        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="'")
-    style = "|" if "\n" in value and not _needs_quotes(value) else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
-
-
-def _needs_quotes(value: str) -> bool:
-    # libyaml cannot emit these in a literal block; it would fall back silently per scalar.
-    return any(c in value for c in "\r\t\x85\u2028\u2029") or value != value.rstrip(" ")
-
-
-_Dumper.add_representer(str, _str)
-
-
-def libyaml_dump(body: Any) -> str:
-    """One object through the pinned libyaml dumper: the reference for every byte `dump`
-    writes."""
-    text: str = yaml.dump(body, Dumper=_Dumper, sort_keys=True, default_flow_style=False,
-                          allow_unicode=True, width=1_000_000, indent=2,
-                          explicit_start=False, line_break="\n")
-    return text
-
-
-class _Whole(Exception):
-    """This object needs the real dumper from the top."""
-
-
-_RARE_BREAKS = ("\r", "\x85", "\u2028", "\u2029")
-_LINE_BREAKS = ("\n", *_RARE_BREAKS)
-_SIMPLE_KEY_LIMIT = 128
-"""libyaml writes a key this long or longer as a complex `? key` (position-dependent)."""
-_MEMO_LIMIT = 500_000
-"""Formatted scalars kept per process; the memo starts again past this."""
-
-
-class _Emitter:
-    """The block layout of the pinned dumper, written directly, with the text of every scalar
-    and key formatted by the pinned dumper itself and remembered.
-
-    With the fixed settings (block style, sorted keys, 2-space indent, no wrapping), libyaml
-    writes a one-line scalar the same wherever it stands, and indents a literal block two
-    columns past its key or dash, leaving empty lines empty. Anything else (keys that are not
-    strings, longer than the simple-key limit or holding a line break; empty or nested
-    collections inside a list; an object shared by two places, which libyaml would write as an
-    anchor and alias; types other than JSON's) goes through the real dumper whole. A test holds
-    the two to the same bytes over every golden, a generated fleet and generated objects."""
-
-    def __init__(self) -> None:
-        self._keys: dict[str, str] = {}
-        self._values: dict[tuple[type, Any], str] = {}
-        self._items: dict[tuple[type, Any], str] = {}
-        self._open_ended = False
-        """libyaml ends a document with `...` when its last literal block keeps its final line
-        breaks (`|+`)."""
-
-    def dump(self, body: Any) -> str:
-        if type(body) is not dict or not body:
-            return libyaml_dump(body)
-        if len(self._values) + len(self._items) + len(self._keys) > _MEMO_LIMIT:
-            for memo in (self._keys, self._values, self._items):
-                memo.clear()
-        out: list[str] = []
-        self._open_ended = False
-        try:
-            self._mapping(body, "", out, "", set())
-        except _Whole:
-            return libyaml_dump(body)
-        if self._open_ended:
-            out.append("...\n")
-        return "".join(out)
-
-    def _key(self, key: Any) -> str:
-        text = self._keys.get(key) if type(key) is str else None
-        if text is None:
-            if (type(key) is not str or len(key) >= _SIMPLE_KEY_LIMIT
-                    or any(b in key for b in _LINE_BREAKS)):
-                raise _Whole
-            formatted = libyaml_dump({key: 0})
-            if not formatted.endswith(": 0\n") or "\n" in formatted[:-1]:
-                raise _Whole
-            text = self._keys[key] = formatted[:-4]
-        return text
-
-    def _scalar(self, value: Any, pad: str, item: bool) -> str:
-        kind = type(value)
-        if kind not in _SCALARS:
-            raise _Whole
-        memo = self._items if item else self._values
-        key = (kind, repr(value) if kind is float else value)
-        text = memo.get(key)
-        if text is None:
-            if kind is str and any(b in value for b in _RARE_BREAKS):
-                raise _Whole  # libyaml folds these inside quotes: position-dependent
-            if item:
-                text = libyaml_dump({"k": [value]})[len("k:\n- "):]
-            else:
-                text = libyaml_dump({"k": value})[len("k: "):]
-            if "\n" in text[:-1]:
-                if not text.startswith("|"):
-                    raise _Whole  # a folded or wrapped flow scalar: position-dependent
-                text = text.removesuffix("...\n")
-                self._open_ended = _KEEP_HEADER.search(text.partition("\n")[0]) is not None
-                return _reindent(text, pad)  # a literal block: not remembered (often large)
-            memo[key] = text
-        return text
-
-    def _mapping(self, body: dict[str, Any], pad: str, out: list[str], first: str,
-                 seen: set[int]) -> None:
-        if id(body) in seen:
-            raise _Whole
-        seen.add(id(body))
-        head = first
-        try:
-            keys = sorted(body)
-        except TypeError:
-            raise _Whole from None
-        for key in keys:
-            value = body[key]
-            prefix = head + self._key(key) + ":"
-            head = pad
-            kind = type(value)
-            if kind is dict:
-                if value:
-                    out.append(prefix + "\n")
-                    self._mapping(value, pad + "  ", out, pad + "  ", seen)
-                else:
-                    out.append(prefix + " {}\n")
-            elif kind is list:
-                if value:
-                    out.append(prefix + "\n")
-                    self._sequence(value, pad, out, seen)
-                else:
-                    out.append(prefix + " []\n")
-            else:
-                out.append(prefix + " " + self._scalar(value, pad, item=False))
-
-    def _sequence(self, items: list[Any], pad: str, out: list[str], seen: set[int]) -> None:
-        if id(items) in seen:
-            raise _Whole
-        seen.add(id(items))
-        dash = pad + "- "
-        for value in items:
-            kind = type(value)
-            if kind is dict and value:
-                self._mapping(value, pad + "  ", out, dash, seen)
-            elif kind is dict or kind is list:
-                raise _Whole
-            else:
-                out.append(dash + self._scalar(value, pad, item=True))
-
-
-_KEEP_HEADER = re.compile(r"\|[1-9]?\+$")
-_SCALARS = frozenset({str, int, float, bool, type(None)})
-
-
-def _reindent(block: str, pad: str) -> str:
-    """A literal block formatted at column 0, moved right by `pad` (empty lines stay empty)."""
-    if not pad:
-        return block
-    header, _, body = block.partition("\n")
-    lines = [pad + line if line else line for line in body.split("\n")]
-    return header + "\n" + "\n".join(lines)
-
-
-_EMITTER = _Emitter()
-
-
-def dump(body: Any) -> str:
-    """One object as YAML, always the same bytes for the same data: exactly what the pinned
-    libyaml dumper writes (`libyaml_dump`), several times faster for rendered objects."""
-    return _EMITTER.dump(body)
-
-
-def stream(manifests: Iterable[Manifest]) -> str:
-    """A multi-document YAML stream, one `---` per object."""
-    return "".join("---\n" + dump(m.body) for m in manifests)
-
-
-SAME, MISSING, STALE, STAGED = "same", "missing", "stale", "staged"
-"""How a rendered file compares with the output tree (`sync`)."""
-
-
-@dataclass(frozen=True)
-class EnvOutput:
-    """What one environment's output folder must contain."""
-
-    env: str
-    files: dict[str, str]
-    """Files to write or compare here: name → content."""
-    synced: dict[str, str] = field(default_factory=dict)
-    """Files already compared with the tree where they were rendered (`sync`): name → SAME,
-    MISSING, STALE or STAGED (written under the stage folder, for `write` to move in)."""
-
-
-def env_output(env: str, applyset: str, manifests: list[Manifest]) -> EnvOutput:
-    files = {m.file_name: dump(m.body) for m in manifests}
-    entries = [provenance_entry(m) for m in manifests]
-    return EnvOutput(env=env, files=with_provenance(files, env, applyset, entries))
-
-
-def provenance_entry(manifest: Manifest) -> dict[str, str]:
-    """One object's line in `provenance.json`."""
-    meta = manifest.body["metadata"]
-    return {
-        "apiVersion": manifest.body["apiVersion"], "kind": manifest.body["kind"],
-        "namespace": meta.get("namespace", ""), "name": meta["name"],
-        "file": manifest.file_name,
-        "digest": meta["annotations"]["agent.inferensys.com/digest"],
-    }
-
-
-def with_provenance(files: dict[str, str], env: str, applyset: str,
-                    entries: list[dict[str, str]]) -> dict[str, str]:
-    """`files` plus the environment's `provenance.json` (objects ordered by file)."""
-    objects = sorted(entries, key=lambda o: o["file"])
-    provenance = {"environment": env, "applyset": applyset, "objects": objects}
-    return {**files, PROVENANCE: json.dumps(provenance, indent=2, ensure_ascii=False) + "\n"}
-
-
-def _existing(folder: Path) -> set[str]:
-    if not folder.is_dir():
-        return set()
-    return {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()}
-
-
-def sync(out_dir: Path, env: str, files: Iterable[tuple[str, str]],
-         stage: Path | None) -> dict[str, str]:
-    """Compare files with `out_dir/<env>/`; with `stage`, write each that differs to
-    `stage/<env>/` (on the tree's filesystem), for `write` to move into place once every
-    environment rendered without a problem. Return name → SAME, MISSING, STALE or STAGED."""
-    folder = out_dir / env
-    present = folder.is_dir()
-    statuses: dict[str, str] = {}
-    made: set[Path] = set()
-    for name, content in files:
-        data = content.encode()
-        status = MISSING
-        if present:
-            with contextlib.suppress(FileNotFoundError, IsADirectoryError, NotADirectoryError):
-                status = SAME if (folder / name).read_bytes() == data else STALE
-        if stage is not None and status != SAME:
-            path = stage / env / name
-            if path.parent not in made:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                made.add(path.parent)
-            path.write_bytes(data)
-            status = STAGED
-        statuses[name] = status
-    return statuses
-
-
-def write(out_dir: Path, output: EnvOutput, stage: Path | None = None) -> list[str]:
-    """Write one environment's folder; return the files changed, created or deleted. Unchanged
-    files are not touched (their mtime stays). Files staged by `sync` are moved in (a new
-    folder in one rename)."""
-    folder = out_dir / output.env
-    existing = _existing(folder)
-    changed: list[str] = []
-    staged = sorted(name for name, status in output.synced.items() if status == STAGED)
-    if staged:
-        assert stage is not None, "files were staged: pass the stage folder"
-        if not folder.exists():
-            folder.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(stage / output.env, folder)
-        else:
-            folders: set[Path] = set()
-            for name in staged:
-                path = folder / name
-                if path.parent not in folders:
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    folders.add(path.parent)
-                os.replace(stage / output.env / name, path)
-        changed += [f"{output.env}/{name}" for name in staged]
-    made: set[Path] = set()
-    for name, content in sorted(output.files.items()):
-        path = folder / name
-        data = content.encode()
-        if name in existing and path.read_bytes() == data:
+def file_names(env: str, manifests: list[Manifest]) -> list[Problem]:
+    """Set each object's `file` (relative to `DIR/<env>/`) from its validated namespace, kind
+    and name; the API group joins the kind when two groups render the same kind and name.
+    Return a problem per object whose parts cannot name a file."""
+    problems: list[Problem] = []
+    plain: dict[str, list[Manifest]] = {}
+    for m in manifests:
+        ref = m.ref
+        bad = [f"{what} {value!r}" for what, value, pattern, limit in (
+            ("namespace", ref.namespace, _NAMESPACE, 63), ("kind", ref.kind, _KIND, 63),
+            ("API group", ref.group, _GROUP, 253), ("name", ref.name, _NAME, 253))
+            if (value or what in ("kind", "name"))
+            and (len(value) > limit or not pattern.fullmatch(value))]
+        if bad:
+            problems.append(Problem(obj=str(ref), message=(
+                f"{', '.join(bad)} cannot name a file in {env}/ (namespaces and names are "
+                f"DNS-1123, kinds identifiers) ({m.template})")))
             continue
-        if path.parent not in made:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            made.add(path.parent)
-        path.write_bytes(data)
-        changed.append(f"{output.env}/{name}")
-    orphans = sorted(existing - set(output.files) - set(output.synced))
-    for name in orphans:
-        (folder / name).unlink()
-        changed.append(f"{output.env}/{name}")
-    emptied = {(folder / name).parent for name in orphans}  # only these can be empty now
-    for start in sorted(emptied, key=lambda p: len(p.parts), reverse=True):
-        sub = start
-        while sub != folder and sub.is_dir() and not any(sub.iterdir()):
-            sub.rmdir()
-            sub = sub.parent
-    return sorted(changed)
-
-
-def check(out_dir: Path, output: EnvOutput) -> list[Problem]:
-    """Stale, missing and orphan files of one environment's folder; writes nothing."""
-    folder = out_dir / output.env
-    statuses = dict(output.synced)
-    for name, content in output.files.items():
-        path = folder / name
-        statuses[name] = (MISSING if not path.is_file() else
-                          SAME if path.read_bytes() == content.encode() else STALE)
-    problems = [Problem(file=str(folder / name), message=_VERDICTS[status])
-                for name, status in sorted(statuses.items()) if status in _VERDICTS]
-    for name in sorted(_existing(folder) - set(statuses)):
-        problems.append(Problem(file=str(folder / name),
-                                message="orphan: render would delete it"))
+        m.file = f"{ref.namespace or '_cluster'}/{ref.kind.lower()}-{ref.name}.yaml"
+        plain.setdefault(m.file, []).append(m)
+    for same in plain.values():
+        if len({m.ref.group for m in same}) > 1:
+            for m in same:
+                ref = m.ref
+                m.file = (f"{ref.namespace or '_cluster'}/{ref.kind.lower()}."
+                          f"{ref.group or 'core'}-{ref.name}.yaml")
     return problems
 
 
-_VERDICTS = {MISSING: "missing: render would create it", STALE: "stale: render would change it"}
+def provenance(env: str, applyset: str, manifests: list[Manifest]) -> str:
+    """`provenance.json`: every object with its file and digest, sorted by file."""
+    meta = [m.body["metadata"] for m in manifests]
+    objects = sorted(({"apiVersion": m.body["apiVersion"], "kind": m.body["kind"],
+                       "namespace": md.get("namespace", ""), "name": md["name"],
+                       "file": m.file, "digest": md["annotations"][_DIGEST]}
+                      for m, md in zip(manifests, meta, strict=True)), key=lambda o: o["file"])
+    document = {"environment": env, "applyset": applyset, "objects": objects}
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+_DIGEST = "agent.inferensys.com/digest"
+
+
+@dataclass
+class EnvPlan:
+    """What writing one environment's folder would change."""
+
+    env: str
+    files: dict[str, bytes]
+    """Every file the folder must hold (provenance.json included): name → content."""
+    write: list[str] = field(default_factory=list)
+    """Files that are missing or differ."""
+    missing: set[str] = field(default_factory=set)
+    delete: list[str] = field(default_factory=list)
+    """Files the previous render wrote, unchanged since, that this render no longer produces."""
+
+
+@dataclass
+class Plan:
+    out: Path
+    envs: list[EnvPlan] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+
+    @property
+    def changes(self) -> list[str]:
+        return sorted(f"{e.env}/{name}" for e in self.envs for name in (*e.write, *e.delete))
+
+
+class _Tree:
+    """Folders under one root opened without following symlinks (one descriptor each, kept
+    until `close`)."""
+
+    def __init__(self, root: Path, create: bool) -> None:
+        self.root = root
+        self.create = create
+        self._fds: dict[tuple[str, ...], int] = {}
+
+    def folder(self, parts: tuple[str, ...]) -> int | None:
+        """The folder `root/parts…`, or None if missing; OSError(ELOOP/ENOTDIR) if a step is a
+        symlink or a file."""
+        fd = self._fds.get(parts)
+        if fd is not None:
+            return fd
+        if not parts:
+            if self.create:
+                self.root.mkdir(parents=True, exist_ok=True)
+            try:
+                fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+            except FileNotFoundError:
+                return None
+        else:
+            parent = self.folder(parts[:-1])
+            if parent is None:
+                return None
+            if self.create:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(parts[-1], 0o777, dir_fd=parent)
+            try:
+                fd = os.open(parts[-1], os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW,
+                             dir_fd=parent)
+            except FileNotFoundError:
+                return None
+        self._fds[parts] = fd
+        return fd
+
+    def read(self, parts: tuple[str, ...]) -> bytes | None:
+        """A regular file's bytes, None if missing; OSError if a step is a symlink."""
+        folder = self.folder(parts[:-1])
+        if folder is None:
+            return None
+        try:
+            fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW, dir_fd=folder)
+        except FileNotFoundError:
+            return None
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise OSError(errno.EISDIR, "not a regular file")
+            return handle.read()
+
+    def write(self, parts: tuple[str, ...], data: bytes) -> None:
+        folder = self.folder(parts[:-1])
+        assert folder is not None
+        temp = f".{parts[-1]}.agentctl-{os.getpid()}.tmp"
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644,
+                     dir_fd=folder)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(temp, parts[-1], src_dir_fd=folder, dst_dir_fd=folder)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temp, dir_fd=folder)
+            raise
+
+    def delete(self, parts: tuple[str, ...]) -> None:
+        folder = self.folder(parts[:-1])
+        assert folder is not None
+        os.unlink(parts[-1], dir_fd=folder)
+        for depth in range(len(parts) - 1, 1, -1):  # folders this emptied, up to DIR/<env>/
+            with contextlib.suppress(OSError):  # not empty (or gone): stop there
+                os.rmdir(parts[depth - 1], dir_fd=self.folder(parts[:depth - 1]))
+                continue
+            break
+
+    def walk(self, parts: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
+        """Every entry below a folder that is not a folder (symlinks included), not following
+        symlinks."""
+        fd = self.folder(parts)
+        if fd is None:
+            return
+        for entry in sorted(os.listdir(fd)):
+            info = os.stat(entry, dir_fd=fd, follow_symlinks=False)
+            if stat.S_ISDIR(info.st_mode):
+                yield from self.walk((*parts, entry))
+            else:
+                yield (*parts, entry)
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+
+
+def _previous(tree: _Tree, env: str, problems: list[Problem]) -> dict[str, str]:
+    """The previous render's files and digests, from an untrusted `provenance.json`: entries
+    that do not name a file agentctl could have written are ignored."""
+    try:
+        data = tree.read((env, PROVENANCE))
+    except OSError as err:
+        problems.append(_unsafe(tree, (env, PROVENANCE), err))
+        return {}
+    try:
+        objects = json.loads(data or b"{}").get("objects", [])
+        return {o["file"]: o["digest"] for o in objects
+                if isinstance(o, dict) and isinstance(o.get("file"), str)
+                and isinstance(o.get("digest"), str) and _FILE.fullmatch(o["file"])
+                and ".." not in o["file"]}
+    except (ValueError, AttributeError, TypeError):
+        return {}
+
+
+def _unsafe(tree: _Tree, parts: tuple[str, ...], err: OSError) -> Problem:
+    reason = ("a symlink (or a file) is in the way: agentctl never writes, reads or deletes "
+              "through a symlink" if err.errno in (errno.ELOOP, errno.ENOTDIR)
+              else err.strerror or str(err))
+    return Problem(file=str(tree.root.joinpath(*parts)), message=reason)
+
+
+def _unchanged(data: bytes, recorded: str) -> bool:
+    """Whether a file still holds the object whose digest provenance.json recorded."""
+    try:
+        body = yaml.load(data, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
+        return isinstance(body, dict) and digest(body) == recorded
+    except (yaml.YAMLError, ValueError, TypeError, RecursionError):
+        return False
+
+
+def plan(out: Path, outputs: dict[str, dict[str, str]]) -> Plan:
+    """Compare each environment's files (`env` → name → content, provenance.json included)
+    with `out/<env>/`; raise InputError naming every path a symlink makes unsafe. Reads only."""
+    result = Plan(out)
+    problems: list[Problem] = []
+    tree = _Tree(out, create=False)
+    try:
+        for env, files in outputs.items():
+            env_plan = EnvPlan(env, {name: text.encode() for name, text in files.items()})
+            previous = _previous(tree, env, problems)
+            for name, data in env_plan.files.items():
+                parts = (env, *name.split("/"))
+                try:
+                    current = tree.read(parts)
+                except OSError as err:
+                    problems.append(_unsafe(tree, parts, err))
+                    continue
+                if current != data:
+                    env_plan.write.append(name)
+                    if current is None:
+                        env_plan.missing.add(name)
+            for name in sorted(set(previous) - set(files)):
+                parts = (env, *name.split("/"))
+                try:
+                    current = tree.read(parts)
+                except OSError:
+                    continue  # not a file agentctl wrote, whatever it is now: left alone
+                if current is None:
+                    continue
+                if _unchanged(current, previous[name]):
+                    env_plan.delete.append(name)
+                else:
+                    result.warnings.append(Problem(file=str(out / env / name), message=(
+                        "changed since agentctl wrote it: kept (delete it if it is no longer "
+                        "wanted)")))
+            try:
+                known = set(files) | set(env_plan.delete)
+                for parts in tree.walk((env,)):
+                    name = "/".join(parts[1:])
+                    if name not in known and not name.startswith("."):
+                        result.warnings.append(Problem(file=str(out.joinpath(*parts)), message=(
+                            "foreign file (not written by agentctl): left alone, never "
+                            "applied")))
+            except OSError as err:
+                problems.append(_unsafe(tree, (env,), err))
+            result.envs.append(env_plan)
+    finally:
+        tree.close()
+    if problems:
+        raise InputError(problems)
+    return result
+
+
+def apply(result: Plan) -> list[str]:
+    """Write and delete what `plan` found (provenance.json last); return the changed paths."""
+    tree = _Tree(result.out, create=True)
+    try:
+        for env_plan in result.envs:
+            for name in sorted(env_plan.write, key=lambda n: n == PROVENANCE):
+                tree.write((env_plan.env, *name.split("/")), env_plan.files[name])
+            for name in env_plan.delete:
+                tree.delete((env_plan.env, *name.split("/")))
+    except OSError as err:
+        raise InputError([Problem(file=str(result.out), message=(
+            f"cannot write: {err.strerror or err}"))]) from err
+    finally:
+        tree.close()
+    return result.changes
+
+
+def check(result: Plan) -> None:
+    """Raise StaleOutputError listing what writing would change."""
+    problems: list[Problem] = []
+    for env_plan in result.envs:
+        for name in env_plan.write:
+            problems.append(Problem(file=str(result.out / env_plan.env / name), message=(
+                "missing: render would create it" if name in env_plan.missing
+                else "stale: render would change it")))
+        for name in env_plan.delete:
+            problems.append(Problem(file=str(result.out / env_plan.env / name),
+                                    message="orphan: render would delete it"))
+    if problems:
+        raise StaleOutputError(sorted(problems))

@@ -2,9 +2,10 @@
 (dry-run or real) with strict field validation, the referenced Secrets and ConfigMaps the agents
 expect to find, pruning what a new render no longer has, and waiting for rollouts.
 
-Inputs: rendered object bodies (plain dicts from `agentctl.render.pipeline.render`) and the raw
-client (`kube.Kube`). Outputs: `Applied` results carrying the status, body and every `Warning` header
-the API server sent, so a test can assert on exactly what a user of kubectl would have seen.
+Inputs: rendered object bodies (plain dicts from `agentctl.render.pipeline.render`) and the
+raw client (`kube.Kube`). Outputs: `Applied` results carrying the status, body and every
+`Warning` header the API server sent, so a test can assert on exactly what a user of kubectl
+would have seen.
 
 Invariants: bodies are never mutated (`retarget` copies); requests use `fieldValidation=Strict`,
 so a field the API does not know is a rejection, not a silent drop; dummy secret values are random

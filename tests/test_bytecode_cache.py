@@ -69,3 +69,24 @@ def test_a_cache_others_can_write_to_is_not_used(cache_home: Path, tmp_path: Pat
     generation.rmdir()
     generation.symlink_to(link)
     assert sandboxing._bytecode_cache() is None
+
+
+def test_a_cache_that_cannot_be_written_is_not_an_error(
+        cache_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full disk (here: every temporary file refused) compiles every run."""
+    import tempfile
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(tempfile, "NamedTemporaryFile", full)  # what Jinja's cache writes with
+    root = write_project(tmp_path / "p", blueprint(CONFIG_MAP))
+    assert _render(root) == {"id": "gpt-4o"}
+    assert _cached(cache_home) == []
+
+
+def test_a_blueprint_path_that_is_not_utf8_is_cached(cache_home: Path, tmp_path: Path) -> None:
+    root = write_project(Path(os.fsdecode(bytes(tmp_path) + b"/proj\xff")),
+                         blueprint(CONFIG_MAP))
+    assert _render(root) == {"id": "gpt-4o"}
+    assert len(_cached(cache_home)) == 1

@@ -123,10 +123,14 @@ def test_a_symlinked_file_listed_in_provenance_is_not_deleted_through(tmp_path: 
     ok(render_out(root, out))
     target = tmp_path / "precious.yaml"
     target.write_text(yaml.safe_dump(VICTIM))
-    (out / "dev" / "agents-dev" / "configmap-victim.yaml").symlink_to(target)
+    link = out / "dev" / "agents-dev" / "configmap-victim.yaml"
+    link.symlink_to(target)
     _add_entry(out, "agents-dev/configmap-victim.yaml", VICTIM)
-    ok(render_out(root, out))
+    result = render_out(root, out)
+    ok(result)
+    assert link.is_symlink()  # read through, its target matches the digest: it would go
     assert target.read_text() == yaml.safe_dump(VICTIM)
+    assert "configmap-victim.yaml: foreign file" in result.output
 
 
 def test_provenance_json_is_not_written_through_a_symlink(tmp_path: Path) -> None:
@@ -248,3 +252,91 @@ def test_symlinked_blueprint_files_are_refused(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["-C", str(root), "render", "--env", "dev"])
     refused(result)
     assert "blueprints/evil: is a symlink" in result.output
+
+
+CASE_KINDS = """\
+apiVersion: example.com/v1
+kind: Widget
+metadata:
+  name: same
+---
+apiVersion: example.com/v1
+kind: WIDGET
+metadata:
+  name: same
+"""
+
+CORE_AND_CORE = """\
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: same
+---
+apiVersion: core/v1
+kind: ConfigMap
+metadata:
+  name: same
+"""
+
+
+def test_two_objects_never_share_one_file(tmp_path: Path) -> None:
+    """Kinds that differ only in case, or the core group beside a group named `core`, would
+    name the same file: one object would be lost, silently."""
+    scopes = {"example.com/v1/Widget": "Namespaced", "example.com/v1/WIDGET": "Namespaced",
+              "core/v1/ConfigMap": "Namespaced"}
+    for i, template in enumerate((CASE_KINDS, CORE_AND_CORE)):
+        root = write_project(tmp_path / f"p{i}", {
+            **blueprint(template),
+            "agentctl.yaml": yaml.safe_dump({
+                "apiVersion": "agentctl.inferensys.com/v1alpha1", "kind": "Project",
+                "metadata": {"name": "p"}, "spec": {"scopes": scopes}})})
+        out = tmp_path / f"out{i}"
+        result = render_out(root, out)
+        refused(result)
+        assert "would be written to dev/agents-dev/" in result.output
+        assert not out.exists()
+
+
+def test_a_fifo_in_the_tree_does_not_block_the_render(tmp_path: Path) -> None:
+    root, out = project(tmp_path), tmp_path / "out"
+    (out / "dev" / "agents-dev").mkdir(parents=True)
+    os.mkfifo(out / "dev" / "agents-dev" / "configmap-x-cm.yaml")
+    result = render_out(root, out)  # blocked forever in open() before
+    refused(result)
+    assert "configmap-x-cm.yaml: not a regular file" in result.output
+
+
+def test_an_alias_bomb_listed_in_provenance_is_not_expanded(tmp_path: Path) -> None:
+    """Whether a listed file still holds what agentctl wrote is read with the loader that
+    refuses alias bombs: `--check` (read-only) took gigabytes before."""
+    root, out = project(tmp_path), tmp_path / "out"
+    ok(render_out(root, out))
+    bomb = "".join(f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10) if i else 'x'}]\n"
+                   for i in range(9))
+    (out / "dev" / "agents-dev" / "configmap-bomb.yaml").write_text(bomb)
+    _add_entry(out, "agents-dev/configmap-bomb.yaml", VICTIM)
+    result = render_out(root, out, "--check")
+    assert result.exit_code == 1, result.output  # provenance.json was edited: stale
+    assert "configmap-bomb.yaml: changed since agentctl wrote it" in result.output
+    assert (out / "dev" / "agents-dev" / "configmap-bomb.yaml").read_text() == bomb
+
+
+def test_a_name_too_long_for_a_file_is_refused_before_anything_is_written(
+        tmp_path: Path) -> None:
+    name = ".".join(["a" * 60] * 4)  # a valid DNS-1123 subdomain of 243 characters
+    template = NAMED.format(kind="ConfigMap", name=name) + "---\n" + CONFIG_MAP
+    root = write_project(tmp_path / "p", blueprint(template))
+    out = tmp_path / "out"
+    result = render_out(root, out)
+    refused(result)
+    assert "would be longer than 250 bytes" in result.output
+    assert not out.exists()
+
+
+def test_a_symlinked_blueprints_folder_is_refused(tmp_path: Path) -> None:
+    root = write_project(tmp_path / "p", blueprint(CONFIG_MAP))
+    (root / "blueprints").rename(tmp_path / "elsewhere")
+    (root / "blueprints").symlink_to(tmp_path / "elsewhere")
+    result = CliRunner().invoke(app, ["-C", str(root), "render", "--env", "dev"])
+    refused(result)
+    assert "blueprints: is a symlink" in result.output

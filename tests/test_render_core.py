@@ -159,3 +159,15 @@ def test_an_unexpected_exception_is_an_internal_error_exit_70(
         assert isinstance(result.exception, SystemExit), result.exception
         assert "internal error: ZeroDivisionError: division by zero" in result.output
         assert ("Traceback" in result.output) == bool(verbose)
+
+
+def test_a_template_that_changes_a_dict_while_looping_over_it_exits_2(tmp_path: Path) -> None:
+    """A RuntimeError raised by template code is the template's error, not agentctl's (exit 70
+    before)."""
+    template = ('{% set d = {"a": 1} %}{% for k in d %}{% do d.update({k ~ "x": 1}) %}'
+                "{% endfor %}" + "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n")
+    root = write_project(tmp_path, blueprint(template))
+    code, output, exception = _run(root, "render", "--env", "dev")
+    assert code == 2, output
+    assert isinstance(exception, SystemExit), exception
+    assert "dictionary changed size during iteration" in output

@@ -48,19 +48,24 @@ def find(name: str, local_root: Path, project_root: Path) -> Blueprint:
     if not _NAME.match(name):
         raise InputError(f"blueprint name {name!r} is invalid: a DNS-1123 label, no paths")
     local = local_root / name
-    try:
-        display = str(local.relative_to(project_root))
-    except ValueError:
-        display = str(local)
-    if local.is_symlink():
-        raise InputError([Problem(file=display, message=(
-            "is a symlink: a blueprint folder must be a real folder of the project"))])
+    display = _display(local, project_root)
+    for folder in (local_root, local):
+        if folder.is_symlink():
+            raise InputError([Problem(file=_display(folder, project_root), message=(
+                "is a symlink: blueprints must be real folders of the project"))])
     if local.is_dir():
         return read(name, local, display)
     builtin = builtin_root() / name
     if builtin.is_dir():
         return read(name, builtin, f"agentctl:blueprints/{name}")
     raise InputError(f"no blueprint named {name!r} in {local_root.name}/ or the built-in library")
+
+
+def _display(path: Path, project_root: Path) -> str:
+    try:
+        return str(path.relative_to(project_root))
+    except ValueError:
+        return str(path)
 
 
 def read(name: str, folder: Path, display: str) -> Blueprint:

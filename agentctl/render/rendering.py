@@ -111,8 +111,9 @@ class Renderer:
         except jinja2.TemplateSyntaxError as err:
             out.problems.append(Problem(file=blueprint.display_file(current), line=err.lineno,
                                         col=1, message=f"template syntax: {err.message}"))
-        except (jinja2.TemplateError, ArithmeticError, TypeError, ValueError, KeyError,
-                IndexError, AttributeError, RecursionError, MemoryError) as err:
+        except (jinja2.TemplateError, ArithmeticError, TypeError, ValueError, LookupError,
+                AttributeError, RuntimeError, MemoryError) as err:  # RuntimeError: recursion,
+            # or a dict changed while a loop iterates it
             line = _template_line(err.__traceback__, blueprint.folder)
             kind = "sandbox" if isinstance(err, jinja2.exceptions.SecurityError) else "template"
             out.problems.append(Problem(file=blueprint.display_file(current), line=line, col=1,

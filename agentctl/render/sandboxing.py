@@ -93,8 +93,24 @@ def _spend(result: Any) -> Any:
     return result
 
 
-def _size(value: Any) -> int:
-    return len(value) if isinstance(value, str | list | tuple | dict) else len(str(value))
+def _size(value: Any, limit: int = MAX_VALUE) -> int:
+    """Characters and items of `value` as it would be written out (a value referenced from
+    several places counts each time), never building it; counting stops past `limit`."""
+    total, stack = 0, [value]
+    while stack and total <= limit:
+        item = stack.pop()
+        if isinstance(item, str | bytes):
+            total += len(item)
+        elif isinstance(item, dict):
+            total += len(item)
+            stack += item.keys()
+            stack += item.values()
+        elif isinstance(item, list | tuple | set | frozenset):
+            total += len(item)
+            stack += item
+        else:
+            total += 1
+    return total
 
 
 def _check(size: int, what: str) -> None:
@@ -117,11 +133,11 @@ def _estimate(name: str, subject: Any, args: tuple[Any, ...], kwargs: dict[str, 
         return 0
     values = [*args, *kwargs.values()]
     numbers = [v for v in values if isinstance(v, int) and not isinstance(v, bool)]
-    texts = sum(_size(v) for v in values if isinstance(v, str | list | tuple | dict))
+    texts = sum(_size(v) for v in values if not isinstance(v, int | float))
     if name in ("batch", "slice"):
         return sum(numbers)
     if name == "join" and isinstance(subject, list | tuple):  # the filter
-        return sum(_size(v) for v in subject) + len(subject) * texts
+        return _size(subject) + len(subject) * texts
     if not isinstance(subject, str):
         return 0
     if name in ("center", "ljust", "rjust", "zfill"):
@@ -130,17 +146,17 @@ def _estimate(name: str, subject: Any, args: tuple[Any, ...], kwargs: dict[str, 
         return len(subject) + (subject.count("\n") + 1) * (sum(numbers) + texts)
     if name == "expandtabs":
         return len(subject) * max([8, *numbers])
-    if name == "replace" and args:
-        old = str(args[0])
+    if name == "replace" and args and isinstance(args[0], str):
+        old = args[0]
         count = subject.count(old) if old else len(subject) + 1
         return len(subject) + count * texts
     if name == "join" and args and isinstance(args[0], list | tuple):  # str.join
-        return len(subject) * len(args[0]) + sum(_size(v) for v in args[0])
+        return len(subject) * len(args[0]) + _size(args[0])
     if name in ("format", "format_map", "%"):
         widths = sum(int(n) for n in _NUMBERS.findall(subject))
         if "*" in subject or _NESTED_FIELD.search(subject):  # widths taken from the arguments
             widths += sum(numbers)
-        return len(subject) + widths + sum(len(str(v)) for v in values)
+        return len(subject) + widths + sum(_size(v) for v in values)
     return 0
 
 
@@ -151,6 +167,10 @@ def _bounded_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(func)
     def bounded(*args: Any, **kwargs: Any) -> Any:
         subject, *rest = args[1:] if passes else args
+        if isinstance(subject, list | tuple | dict | set | frozenset):
+            # A filter may copy, lower-case or write out every item (`unique`, `sort`, `sum`,
+            # `string`, `tojson`), however often one big value is referenced.
+            _check(_size(subject), f"the filter {name}")
         _check(_estimate(name, subject, tuple(rest), kwargs), f"the filter {name}")
         return _spend(func(*args, **kwargs))
 
@@ -173,9 +193,8 @@ def _iterate(context: jinja2.runtime.Context, iterable: Any) -> Iterator[Any]:
 def _concat(context: jinja2.runtime.Context, parts: list[Any]) -> str:
     """`a ~ b`: sized before it is joined."""
     del context
-    texts = [str(p) for p in parts]
-    _check(sum(map(len, texts)), "the ~ operator")
-    return str(_spend("".join(texts)))
+    _check(_size(parts), "the ~ operator")
+    return str(_spend("".join(map(str, parts))))
 
 
 _ITERATE, _CONCAT = "agentctl_iterate", "agentctl_concat"
@@ -228,8 +247,9 @@ class _Sandbox(SandboxedEnvironment):
             for seq, times in ((left, right), (right, left)):
                 if isinstance(seq, str | list | tuple) and isinstance(times, int):
                     _check(len(seq) * times, "the * operator")
-        elif operator == "+" and isinstance(left, str | list | tuple):
-            _check(len(left) + _size(right), "the + operator")
+        elif (operator == "+" and isinstance(left, str | list | tuple)
+              and isinstance(right, str | list | tuple)):
+            _check(len(left) + len(right), "the + operator")
         elif operator == "%" and isinstance(left, str):
             _check(_estimate("%", left, right if isinstance(right, tuple) else (right,), {}),
                    "the % operator")
@@ -335,6 +355,7 @@ def finalize(value: Any) -> str:
     new key, document or object whatever it contains."""
     if isinstance(value, jinja2.Undefined):  # a bare `{{ missing }}` reaches here unrendered
         value._fail_with_undefined_error()  # raises, naming the missing variable or attribute
+    _check(_size(value), "writing out a value")
     if isinstance(value, set | frozenset):
         value = sorted(value)
     text = json.dumps(value, ensure_ascii=True, sort_keys=False)

@@ -26,6 +26,7 @@ import json
 import os
 import re
 import stat
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,8 +35,11 @@ import yaml
 
 from agentctl.errors import InputError, Problem, StaleOutputError
 from agentctl.manifests import Manifest, digest
+from agentctl.render import yamlparsing
 
 PROVENANCE = "provenance.json"
+_MAX_READ = 64 * 1024 * 1024
+"""Bytes of a file in the tree that agentctl reads (its own files are far smaller)."""
 
 _LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 _NAMESPACE = re.compile(_LABEL)
@@ -74,7 +78,24 @@ def file_names(env: str, manifests: list[Manifest]) -> list[Problem]:
                 ref = m.ref
                 m.file = (f"{ref.namespace or '_cluster'}/{ref.kind.lower()}."
                           f"{ref.group or 'core'}-{ref.name}.yaml")
+    claimed: dict[str, Manifest] = {}
+    for m in manifests:
+        if not m.file:
+            continue
+        if len(m.file.rpartition("/")[2].encode()) > _NAME_MAX:
+            problems.append(Problem(obj=str(m.ref), message=(
+                f"the file name {m.file.rpartition('/')[2]} would be longer than {_NAME_MAX} "
+                f"bytes ({m.template})")))
+        other = claimed.setdefault(m.file, m)
+        if other is not m:  # kinds that differ only in case, or a group and a name that merge
+            problems.append(Problem(obj=str(m.ref), message=(
+                f"would be written to {env}/{m.file}, as {other.ref.group or 'core'} "
+                f"{other.ref} is ({m.template})")))
     return problems
+
+
+_NAME_MAX = 250
+"""Bytes of a file name (most filesystems allow 255)."""
 
 
 def provenance(env: str, applyset: str, manifests: list[Manifest]) -> str:
@@ -158,19 +179,22 @@ class _Tree:
         folder = self.folder(parts[:-1])
         if folder is None:
             return None
-        try:
-            fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW, dir_fd=folder)
+        try:  # O_NONBLOCK: a FIFO placed here must not block the open
+            fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=folder)
         except FileNotFoundError:
             return None
         with os.fdopen(fd, "rb") as handle:
-            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
                 raise OSError(errno.EISDIR, "not a regular file")
-            return handle.read()
+            if info.st_size > _MAX_READ:
+                raise OSError(errno.EFBIG, f"larger than {_MAX_READ} bytes")
+            return handle.read(_MAX_READ + 1)
 
     def write(self, parts: tuple[str, ...], data: bytes) -> None:
         folder = self.folder(parts[:-1])
         assert folder is not None
-        temp = f".{parts[-1]}.agentctl-{os.getpid()}.tmp"
+        temp = f".agentctl-{os.getpid()}-{threading.get_ident()}.tmp"
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644,
                      dir_fd=folder)
         try:
@@ -223,8 +247,7 @@ def _previous(tree: _Tree, env: str, problems: list[Problem]) -> dict[str, str]:
         objects = json.loads(data or b"{}").get("objects", [])
         return {o["file"]: o["digest"] for o in objects
                 if isinstance(o, dict) and isinstance(o.get("file"), str)
-                and isinstance(o.get("digest"), str) and _FILE.fullmatch(o["file"])
-                and ".." not in o["file"]}
+                and isinstance(o.get("digest"), str) and _FILE.fullmatch(o["file"])}
     except (ValueError, AttributeError, TypeError):
         return {}
 
@@ -237,12 +260,13 @@ def _unsafe(tree: _Tree, parts: tuple[str, ...], err: OSError) -> Problem:
 
 
 def _unchanged(data: bytes, recorded: str) -> bool:
-    """Whether a file still holds the object whose digest provenance.json recorded."""
+    """Whether a file still holds the object whose digest provenance.json recorded (read with
+    the loader that refuses alias bombs: the file may have been replaced by anyone)."""
     try:
-        body = yaml.load(data, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
-        return isinstance(body, dict) and digest(body) == recorded
-    except (yaml.YAMLError, ValueError, TypeError, RecursionError):
+        docs = yamlparsing.load_all(data.decode("utf-8"))
+    except (yaml.YAMLError, yamlparsing.TooDeepError, ValueError, RecursionError):
         return False
+    return len(docs) == 1 and isinstance(docs[0], dict) and digest(docs[0]) == recorded
 
 
 def plan(out: Path, outputs: dict[str, dict[str, str]]) -> Plan:
@@ -294,7 +318,7 @@ def plan(out: Path, outputs: dict[str, dict[str, str]]) -> Plan:
     finally:
         tree.close()
     if problems:
-        raise InputError(problems)
+        raise InputError(sorted(set(problems)))
     return result
 
 
@@ -309,7 +333,8 @@ def apply(result: Plan) -> list[str]:
                 tree.delete((env_plan.env, *name.split("/")))
     except OSError as err:
         raise InputError([Problem(file=str(result.out), message=(
-            f"cannot write: {err.strerror or err}"))]) from err
+            f"cannot write {err.filename or ''}: {err.strerror or err} (files before it were "
+            "written; run render again)"))]) from err
     finally:
         tree.close()
     return result.changes

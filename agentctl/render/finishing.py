@@ -69,6 +69,7 @@ def finish(agent: Agent, environment: Environment, applyset: str, manifests: lis
             meta.pop("annotations", None)
         value = digest(manifest.body)
         meta["annotations"] = {**annotations, ANNOTATION_DIGEST: value}
+        manifest.digest = value
     return problems
 
 

@@ -99,13 +99,15 @@ def render(root: Path, envs: tuple[str, ...] = (), all_envs: bool = False, *,
     if workers is None:
         workers = (os.cpu_count() or 1) if len(docs) >= PARALLEL_MIN_AGENTS else 1
     if chunk is None:
-        chunk = max(1, math.ceil(len(docs) * len(selected) / (workers * TASKS_PER_WORKER)))
+        chunk = max(1, len(docs) if workers <= 1 else math.ceil(
+            len(docs) * len(selected) / (workers * TASKS_PER_WORKER)))
     tasks = [_Task(env, start, min(start + chunk, len(docs)), agent, workers > 1)
              for env in selected for start in range(0, max(len(docs), 1), chunk)]
+    renderer = Renderer()  # compiled templates, shared by the chunks of one process
     if workers <= 1 or len(tasks) == 1:
-        chunks = [_render_chunk(inputs, docs, task) for task in tasks]
+        chunks = [_render_chunk(inputs, docs, renderer, task) for task in tasks]
     else:
-        chunks = _forked(_render_chunk, (inputs, docs), tasks, workers)
+        chunks = _forked(_render_chunk, (inputs, docs, renderer), tasks, workers)
     result = RenderResult(inputs=inputs)
     for env in selected:
         problems += merging.defaults_problems(inputs, env)
@@ -146,7 +148,8 @@ def _applyset(inputs: Inputs, env: str) -> str:
     return applyset_id(parent, merging.environment_of(inputs, env).spec.namespace)
 
 
-def _render_chunk(inputs: Inputs, docs: list[AgentDoc], task: _Task) -> _Chunk:
+def _render_chunk(inputs: Inputs, docs: list[AgentDoc], renderer: Renderer,
+                  task: _Task) -> _Chunk:
     out = _Chunk(env=task.env)
     environment = merging.environment_of(inputs, task.env)
     try:
@@ -155,7 +158,6 @@ def _render_chunk(inputs: Inputs, docs: list[AgentDoc], task: _Task) -> _Chunk:
         out.problems = err.problems
         return out
     applyset = _applyset(inputs, task.env)
-    renderer = Renderer()
     local_blueprints = inputs.root / inputs.project.spec.blueprints
     found: dict[str, blueprints.Blueprint] = {}
     for item in resolved:

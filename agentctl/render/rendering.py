@@ -9,6 +9,7 @@ compiled templates of one render; it holds no state shared with other renders or
 
 from __future__ import annotations
 
+import json
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -53,6 +54,7 @@ class Renderer:
 
     def __init__(self) -> None:
         self._environments: dict[Path, SandboxedEnvironment] = {}
+        self._env_json: dict[str, str] = {}
 
     def _template(self, blueprint: Blueprint, name: str) -> jinja2.Template:
         env = self._environments.get(blueprint.folder)
@@ -65,7 +67,10 @@ class Renderer:
                sources: list[Source], out: Rendered) -> None:
         """Render one agent; record problems and warnings instead of raising."""
         agent_data = agent.model_dump(mode="json", by_alias=True)
-        env_data = environment.model_dump(mode="json", by_alias=True)
+        name = environment.metadata.name
+        if name not in self._env_json:
+            self._env_json[name] = json.dumps(environment.model_dump(mode="json", by_alias=True))
+        env_data = json.loads(self._env_json[name])  # a copy of its own for every agent
         capabilities = tuple(sorted(set(environment.spec.capabilities)))
         name = agent.metadata.name
         agent_file = sources[1].file if len(sources) > 1 else sources[0].file

@@ -61,14 +61,18 @@ class Budget:
     left: int = MAX_ALLOCATED
     ticks: int = 0
 
-    def spend(self, size: int) -> None:
+    def spend(self, size: int, weight: int = 16) -> None:
+        """Charge `size` characters or items; look at the clock every `_TICK` weight (a loop
+        iteration weighs 1, a call or an operator 16: reading a thread's CPU clock is a system
+        call)."""
         self.left -= size
         if self.left < 0:
             raise TooLarge(f"the templates built more than {MAX_ALLOCATED} characters and items")
-        self.ticks += 1
-        # Reading a thread's CPU clock is a system call: once per _TICK operations.
-        if self.ticks % _TICK == 0 and time.thread_time() > self.deadline:
-            raise Timeout
+        self.ticks += weight
+        if self.ticks >= _TICK:
+            self.ticks = 0
+            if time.thread_time() > self.deadline:
+                raise Timeout
 
 
 _BUDGET: ContextVar[Budget | None] = ContextVar("agentctl_render_budget", default=None)
@@ -89,8 +93,12 @@ def budget(seconds: float | None = None) -> Iterator[Budget]:
 def _spend(result: Any) -> Any:
     current = _BUDGET.get()
     if current is not None:
-        current.spend(len(result) if isinstance(result, str | list | tuple | dict) else 1)
+        current.spend(len(result) if type(result) in _SIZED else 1)
     return result
+
+
+_SIZED = frozenset({str, list, tuple, dict})
+_SCALARS = frozenset({int, float, bool, type(None)})
 
 
 def _size(value: Any, limit: int = MAX_VALUE) -> int:
@@ -99,15 +107,24 @@ def _size(value: Any, limit: int = MAX_VALUE) -> int:
     total, stack = 0, [value]
     while stack and total <= limit:
         item = stack.pop()
-        if isinstance(item, str | bytes):
+        kind = type(item)
+        if kind is str:
             total += len(item)
-        elif isinstance(item, dict):
+        elif kind is dict:
             total += len(item)
-            stack += item.keys()
             stack += item.values()
-        elif isinstance(item, list | tuple | set | frozenset):
+            try:
+                total += sum(map(len, item))
+            except TypeError:  # keys that are not strings
+                stack += item.keys()
+        elif kind is list or kind is tuple:
             total += len(item)
             stack += item
+        elif isinstance(item, str | bytes):
+            total += len(item)
+        elif isinstance(item, dict | list | tuple | set | frozenset):
+            stack += item.items() if isinstance(item, dict) else item
+            total += len(item)
         else:
             total += 1
     return total
@@ -122,6 +139,13 @@ def _check(size: int, what: str) -> None:
 _AMPLIFIERS = frozenset({"batch", "slice", "join", "center", "ljust", "rjust", "zfill", "indent",
                          "expandtabs", "replace", "format", "format_map", "%"})
 """Filters and methods whose result can be much larger than their inputs."""
+_WRITES_OUT = frozenset({"tojson", "to_json", "string", "pprint", "sha256", "join", "unique",
+                         "sort", "dictsort", "min", "max", "groupby", "sum", "format", "indent",
+                         "center", "replace", "truncate", "wordcount", "title", "capitalize",
+                         "upper", "lower", "trim", "striptags", "urlencode", "escape", "e",
+                         "forceescape", "safe"})
+"""Filters whose work grows with the characters of every item of a collection (they write it
+out, or copy or lower-case each string), however often one big value is referenced."""
 _NUMBERS = re.compile(r"\d+")
 _NESTED_FIELD = re.compile(r"\{[^{}]*\{")
 
@@ -163,18 +187,21 @@ def _estimate(name: str, subject: Any, args: tuple[Any, ...], kwargs: dict[str, 
 def _bounded_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     """A filter with its result's size estimated before the call and charged after it."""
     passes = getattr(func, "jinja_pass_arg", None) is not None
+    writes_out = name in _WRITES_OUT
 
     @functools.wraps(func)
     def bounded(*args: Any, **kwargs: Any) -> Any:
         subject, *rest = args[1:] if passes else args
-        if isinstance(subject, list | tuple | dict | set | frozenset):
-            # A filter may copy, lower-case or write out every item (`unique`, `sort`, `sum`,
-            # `string`, `tojson`), however often one big value is referenced.
+        if writes_out and type(subject) not in _SCALARS:
             _check(_size(subject), f"the filter {name}")
         _check(_estimate(name, subject, tuple(rest), kwargs), f"the filter {name}")
         return _spend(func(*args, **kwargs))
 
-    return bounded
+    @functools.wraps(func)
+    def charged(*args: Any, **kwargs: Any) -> Any:
+        return _spend(func(*args, **kwargs))
+
+    return bounded if writes_out or name in _AMPLIFIERS else charged
 
 
 @jinja2.pass_context  # never folded as a constant at compile time
@@ -185,7 +212,7 @@ def _iterate(context: jinja2.runtime.Context, iterable: Any) -> Iterator[Any]:
     current = _BUDGET.get()
     for item in iterable:
         if current is not None:
-            current.spend(0)
+            current.spend(0, weight=1)
         yield item
 
 
@@ -237,8 +264,10 @@ class _Sandbox(SandboxedEnvironment):
     def call(__self, __context: jinja2.runtime.Context, __obj: Any,  # noqa: N805
              *args: Any, **kwargs: Any) -> Any:
         name = getattr(__obj, "__name__", "")
-        method = getattr(__obj, "__wrapped__", __obj)  # the sandbox wraps str.format
-        _check(_estimate(name, getattr(method, "__self__", None), args, kwargs), f"{name}()")
+        if name in _AMPLIFIERS:
+            method = getattr(__obj, "__wrapped__", __obj)  # the sandbox wraps str.format
+            _check(_estimate(name, getattr(method, "__self__", None), args, kwargs),
+                   f"{name}()")
         return _spend(super().call(__context, __obj, *args, **kwargs))
 
     def call_binop(self, context: jinja2.runtime.Context, operator: str, left: Any,
@@ -355,7 +384,11 @@ def finalize(value: Any) -> str:
     new key, document or object whatever it contains."""
     if isinstance(value, jinja2.Undefined):  # a bare `{{ missing }}` reaches here unrendered
         value._fail_with_undefined_error()  # raises, naming the missing variable or attribute
-    _check(_size(value), "writing out a value")
+    kind = type(value)
+    if kind is str:
+        _check(len(value), "writing out a value")
+    elif kind not in _SCALARS:
+        _check(_size(value), "writing out a value")
     if isinstance(value, set | frozenset):
         value = sorted(value)
     text = json.dumps(value, ensure_ascii=True, sort_keys=False)

@@ -100,16 +100,11 @@ _NAME_MAX = 250
 
 def provenance(env: str, applyset: str, manifests: list[Manifest]) -> str:
     """`provenance.json`: every object with its file and digest, sorted by file."""
-    meta = [m.body["metadata"] for m in manifests]
-    objects = sorted(({"apiVersion": m.body["apiVersion"], "kind": m.body["kind"],
-                       "namespace": md.get("namespace", ""), "name": md["name"],
-                       "file": m.file, "digest": md["annotations"][_DIGEST]}
-                      for m, md in zip(manifests, meta, strict=True)), key=lambda o: o["file"])
+    objects = sorted(({"apiVersion": m.api_version, "kind": m.ref.kind,
+                       "namespace": m.ref.namespace, "name": m.ref.name, "file": m.file,
+                       "digest": m.digest} for m in manifests), key=lambda o: o["file"])
     document = {"environment": env, "applyset": applyset, "objects": objects}
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
-
-
-_DIGEST = "agent.inferensys.com/digest"
 
 
 @dataclass

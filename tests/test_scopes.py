@@ -6,7 +6,6 @@ with a namespace, is a problem."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from collections.abc import Callable
@@ -24,18 +23,13 @@ from agentctl.manifests import Manifest, known_scopes, scope_of
 from agentctl.model.agent import Agent
 from agentctl.model.environment import Environment, Project
 from agentctl.render.finishing import finish
-from tests.conftest import REPO
+from tests.conftest import REPO, load_script
 
 DATA = REPO / "agentctl" / "scopes.json"
 
 
 def _generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("gen_scopes", REPO / "scripts" / "gen_scopes.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("gen_scopes")
 
 
 # -- the data and scope_of ---------------------------------------------------------------------

@@ -2,12 +2,14 @@
 JSON value (`finalize`), templates read only from the blueprint's own folder without following a
 symlink, and a budget of CPU time and allocation that holds in any thread.
 
-CPython cannot interrupt one C call, so the budget is checked *before* each operation that can
-build a large value (`*`, `+`, `%`, `~`, filters and method calls such as `center`, `replace`,
-`format`, `join`) from the sizes of its operands, and the size of every result is charged to the
-render's allocation budget. CPU time is checked in the same hooks and on every loop iteration
-(loops are rewritten to iterate through a counting filter). The budget lives in a context
-variable, so concurrent renders in threads each have their own.
+CPython cannot interrupt one C call, so sizes are checked *before* each operation that can build
+a large value (`*`, `+`, `%`, `~`, filters and method calls such as `center`, `replace`, `format`,
+`join`) from its operands, and before a collection is written out or walked character by
+character (`tojson`, `string`, `sort`, `unique`, a `{{ value }}`), counting a value referenced
+many times each time. The size of every result is charged to the render's allocation budget.
+CPU time is read in the same hooks and in every loop (loops are rewritten to iterate through a
+counting filter, so even an empty nested loop is seen). The budget lives in a context variable,
+so concurrent renders in threads each have their own.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ MAX_VALUE = 1_000_000
 MAX_ALLOCATED = 20_000_000
 """Characters and items all operations of one agent's render may build together."""
 _TICK = 256
-"""Operations (calls, filters, loop iterations) between two looks at the clock."""
+"""Work between two looks at the clock: a loop iteration weighs 1, a call or operator 16."""
 
 
 class Timeout(Exception):

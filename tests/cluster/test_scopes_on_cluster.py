@@ -4,7 +4,6 @@ its custom section agrees with the published CRDs of the capabilities."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from types import ModuleType
 from typing import Any
@@ -12,7 +11,7 @@ from typing import Any
 import pytest
 
 from agentctl.manifests import scope_of
-from tests.conftest import REPO
+from tests.conftest import REPO, load_script
 
 from . import crds
 from .kube import Kube
@@ -23,12 +22,7 @@ DATA = REPO / "agentctl" / "scopes.json"
 
 
 def _generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("gen_scopes", REPO / "scripts" / "gen_scopes.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("gen_scopes")
 
 
 def test_builtin_scopes_match_the_api_servers_discovery(kube: Kube) -> None:

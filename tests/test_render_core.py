@@ -4,6 +4,7 @@ a command exit with anything but its contract's code (a bug is exit 70, never 1)
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -171,3 +172,18 @@ def test_a_template_that_changes_a_dict_while_looping_over_it_exits_2(tmp_path: 
     assert code == 2, output
     assert isinstance(exception, SystemExit), exception
     assert "dictionary changed size during iteration" in output
+
+
+def test_a_render_from_another_thread_does_not_fork(tmp_path: Path) -> None:
+    """Forking a process that runs other threads can deadlock the child: outside the main
+    thread, even `workers=4` renders in the calling thread, with the same bytes."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    root = _fleet(tmp_path)
+    expected = pipeline.stream(pipeline.render(root, ("dev",)))
+    children = set(multiprocessing.active_children())
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        result = pool.submit(pipeline.render, root, ("dev",), workers=4, chunk=1).result()
+    assert pipeline.stream(result) == expected
+    assert all(m.text is None for m in result.manifests)  # formatted in a worker otherwise
+    assert set(multiprocessing.active_children()) == children

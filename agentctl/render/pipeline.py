@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import math
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,8 +86,8 @@ def render(root: Path, envs: tuple[str, ...] = (), all_envs: bool = False, *,
 
     With `workers` > 1 (None: one per CPU for a fleet of `PARALLEL_MIN_AGENTS` or more),
     chunks of `chunk` agents render in forked worker processes, which also format each object's
-    YAML (`Manifest.text`); call it so only from a process's main thread with no other threads
-    running. The result does not depend on `workers` or `chunk`."""
+    YAML (`Manifest.text`). Forking is for the main thread only: called from any other thread,
+    it renders in that thread. The result does not depend on `workers` or `chunk`."""
     inputs = loading.load(root)
     problems: list[Problem] = list(inputs.problems)
     try:
@@ -96,8 +97,7 @@ def render(root: Path, envs: tuple[str, ...] = (), all_envs: bool = False, *,
     if agent is not None and agent not in {a.name for a in inputs.agents}:
         raise InputError([*problems, Problem(message=f"no agent named {agent!r}")])
     docs = inputs.agents
-    if workers is None:
-        workers = (os.cpu_count() or 1) if len(docs) >= PARALLEL_MIN_AGENTS else 1
+    workers = _worker_count(workers, len(docs))
     if chunk is None:
         chunk = max(1, len(docs) if workers <= 1 else math.ceil(
             len(docs) * len(selected) / (workers * TASKS_PER_WORKER)))
@@ -120,6 +120,16 @@ def render(root: Path, envs: tuple[str, ...] = (), all_envs: bool = False, *,
         raise InputError(sorted(set(problems), key=_problem_order))
     result.warnings = sorted(set(result.warnings), key=_problem_order)
     return result
+
+
+def _worker_count(workers: int | None, agents: int) -> int:
+    """Processes to use: as asked (None: one per CPU for a large fleet), and 1 outside the main
+    thread (forking a process that runs other threads can deadlock the child)."""
+    if threading.current_thread() is not threading.main_thread():
+        return 1
+    if workers is None:
+        return (os.cpu_count() or 1) if agents >= PARALLEL_MIN_AGENTS else 1
+    return workers
 
 
 @dataclass(frozen=True)
@@ -285,8 +295,7 @@ def validate(root: Path, envs: tuple[str, ...] = (), all_envs: bool = False,
         for item in merging.resolve(result.inputs, env.env):
             warnings += validating.credential_warnings(item.agent, item.sources)
     manifests = result.manifests
-    if workers is None:
-        workers = (os.cpu_count() or 1) if len(result.inputs.agents) >= PARALLEL_MIN_AGENTS else 1
+    workers = _worker_count(workers, len(result.inputs.agents))
     size = max(1, math.ceil(len(manifests) / (workers * TASKS_PER_WORKER)))
     tasks = [(start, start + size) for start in range(0, len(manifests), size)]
     if workers > 1 and len(tasks) > 1:

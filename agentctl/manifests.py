@@ -128,8 +128,8 @@ class Manifest:
     """One rendered object and where it came from.
 
     A manifest crosses from a worker process to the parent with its body packed (marshal), and
-    the body is unpacked on first use: building 13,000 bodies again cost the parent most of a
-    second that printing or writing the already formatted `text` never needs."""
+    the body is unpacked on first use: printing or writing the already formatted `text` never
+    pays for building a fleet's bodies again (benchmarks/README.md)."""
 
     def __init__(self, body: dict[str, Any], agent: str, template: str,
                  source_file: str) -> None:

@@ -215,7 +215,7 @@ def _start_worker(fn: Callable[..., Any], state: tuple[Any, ...]) -> None:
     global _WORK  # noqa: PLW0603 - a worker process's own copy, inherited by fork
     _WORK = (fn, state)
     # A worker allocates millions of short-lived objects that reference counting frees; at the
-    # default thresholds its cycle collections cost a fifth of its CPU (benchmarks/README.md).
+    # default thresholds its cycle collections cost much of its CPU (benchmarks/README.md).
     gc.set_threshold(50_000, 20, 20)
 
 

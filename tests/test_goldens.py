@@ -140,15 +140,17 @@ def test_feature_goldens_in_every_environment(runner: CliRunner, tmp_path: Path,
 def test_rendering_in_chunks_and_worker_processes_gives_the_same_bytes(
         example: Path, workers: int, chunk: int | None) -> None:
     """Large fleets render in chunks of agents, in worker processes; the result must not change:
-    files, apply order and warnings."""
+    files, apply order, schema checks and warnings."""
     from agentctl.render import pipeline
 
-    serial = pipeline.render(example, all_envs=True)
-    parallel = pipeline.render(example, all_envs=True, workers=workers, chunk=chunk)
+    serial = pipeline.render(example, all_envs=True, checks=True)
+    parallel = pipeline.render(example, all_envs=True, workers=workers, chunk=chunk, checks=True)
     assert pipeline.outputs(serial) == pipeline.outputs(parallel)
     assert [[m.ref for m in e.manifests] for e in serial.envs] == [
         [m.ref for m in e.manifests] for e in parallel.envs]
     assert serial.warnings == parallel.warnings
+    assert serial.checked == parallel.checked > 0
+    assert serial.skipped == parallel.skipped
 
 
 def test_a_second_render_changes_exactly_what_was_changed_by_hand(example: Path,

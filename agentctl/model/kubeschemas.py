@@ -37,13 +37,18 @@ def _registry() -> Any:
 
 
 @cache
-def _validator(name: str, many: bool) -> Any:
-    """The validator of the schema file `name` (`toleration-v1`), or of a list of it."""
+def validator(name: str, many: bool = False) -> Any | None:
+    """The validator of the schema file `name` (`toleration-v1`, `deployment-apps-v1`), or of a
+    list of it; None when kubernetes-validate ships no such file (a custom resource's kind).
+    Shared with `agentctl validate`, so the definitions are loaded once."""
     import json
 
     import jsonschema
 
-    schema = json.loads((_schema_root() / f"{name}.json").read_text())
+    path = _schema_root() / f"{name}.json"
+    if not path.is_file():
+        return None
+    schema = json.loads(path.read_text())
     if many:
         schema = {"$schema": schema["$schema"], "type": "array", "items": schema}
     return jsonschema.validators.Draft202012Validator(schema, registry=_registry())
@@ -57,7 +62,9 @@ def kube_schema(name: str, many: bool = False) -> Callable[[Any], Any]:
     def check(value: Any) -> Any:
         if value is None:
             return value
-        errors = list(_validator(name, many).iter_errors(value))
+        schema = validator(name, many)
+        assert schema is not None, name  # every name given here ships with kubernetes-validate
+        errors = list(schema.iter_errors(value))
         if errors:
             from jsonschema.exceptions import best_match
 
@@ -96,22 +103,12 @@ _TYPE_NAMES = {"object": "a mapping", "array": "a list", "string": "a string",
                "integer": "an integer", "number": "a number", "boolean": "a boolean"}
 
 
+_VALUE_KINDS = {type(None): "null", bool: "a boolean", int: "an integer", float: "a number",
+                str: "a string", dict: "a mapping", list: "a list"}
+
+
 def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return type(value).__name__
+    return _VALUE_KINDS.get(type(value), type(value).__name__)
 
 
 def _shown(value: Any) -> str:

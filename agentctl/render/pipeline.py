@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from agentctl.errors import InputError, Problem
-from agentctl.manifests import Manifest, Origin, applyset_id, applyset_parent_name
+from agentctl.manifests import Manifest, applyset_id, applyset_parent_name
 from agentctl.render import blueprints, finishing, formatting, loading, merging, writing
 from agentctl.render.inputs import AgentDoc, Inputs
 from agentctl.render.rendering import Rendered, Renderer
@@ -41,6 +41,10 @@ class RenderResult:
     inputs: Inputs
     envs: list[EnvRender] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
+    checked: int = 0
+    """Objects that passed their Kubernetes schema (with `checks`)."""
+    skipped: set[str] = field(default_factory=set)
+    """`apiVersion/kind` of objects without a schema here (with `checks`)."""
 
     @property
     def manifests(self) -> list[Manifest]:
@@ -79,10 +83,12 @@ TASKS_PER_WORKER = 8
 
 
 def render(root: Path, envs: tuple[str, ...] = (), all_envs: bool = False, *,
-           agent: str | None = None, workers: int | None = 1,
-           chunk: int | None = None) -> RenderResult:
+           agent: str | None = None, workers: int | None = 1, chunk: int | None = None,
+           checks: bool = False) -> RenderResult:
     """Render the selected environments (`agent`: only that agent's objects; every agent is
-    still merged and checked); raise one InputError with every problem.
+    still merged and checked); raise one InputError with every problem. With `checks` (what
+    `validate` adds), every object is also checked against its Kubernetes schema, where it
+    renders, and credential-looking literals in the specs are warnings.
 
     With `workers` > 1 (None: one per CPU for a fleet of `PARALLEL_MIN_AGENTS` or more),
     chunks of `chunk` agents render in forked worker processes, which also format each object's
@@ -101,7 +107,7 @@ def render(root: Path, envs: tuple[str, ...] = (), all_envs: bool = False, *,
     if chunk is None:
         chunk = max(1, len(docs) if workers <= 1 else math.ceil(
             len(docs) * len(selected) / (workers * TASKS_PER_WORKER)))
-    tasks = [_Task(env, start, min(start + chunk, len(docs)), agent, workers > 1)
+    tasks = [_Task(env, start, min(start + chunk, len(docs)), agent, workers > 1, checks)
              for env in selected for start in range(0, max(len(docs), 1), chunk)]
     renderer = Renderer()  # compiled templates, shared by the chunks of one process
     if workers <= 1 or len(tasks) == 1:
@@ -114,6 +120,8 @@ def render(root: Path, envs: tuple[str, ...] = (), all_envs: bool = False, *,
         mine = [c for c in chunks if c.env == env]
         problems += [p for c in mine for p in c.problems]
         result.warnings += [w for c in mine for w in c.warnings]
+        result.checked += sum(c.checked for c in mine)
+        result.skipped.update(*(c.skipped for c in mine))
         rendered = _assemble(inputs, env, mine, problems)
         result.envs.append(rendered)
     if problems:
@@ -140,6 +148,7 @@ class _Task:
     agent: str | None
     formatted: bool
     """Format each object's YAML where it renders (in a worker process, in parallel)."""
+    checks: bool
 
 
 @dataclass
@@ -147,10 +156,13 @@ class _Chunk:
     """What rendering some agents for one environment produced (sent back from a worker)."""
 
     env: str
-    origins: list[Origin] = field(default_factory=list)
     manifests: list[Manifest] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    checked: int = 0
+    """Objects that passed their Kubernetes schema (with `checks`)."""
+    skipped: set[str] = field(default_factory=set)
+    """`apiVersion/kind` of objects without a schema here (with `checks`)."""
 
 
 def _applyset(inputs: Inputs, env: str) -> str:
@@ -160,6 +172,8 @@ def _applyset(inputs: Inputs, env: str) -> str:
 
 def _render_chunk(inputs: Inputs, docs: list[AgentDoc], renderer: Renderer,
                   task: _Task) -> _Chunk:
+    if task.checks:
+        from agentctl.render import validating  # jsonschema and the schemas: only here
     out = _Chunk(env=task.env)
     environment = merging.environment_of(inputs, task.env)
     try:
@@ -188,7 +202,13 @@ def _render_chunk(inputs: Inputs, docs: list[AgentDoc], renderer: Renderer,
         out.problems += finishing.finish(item.agent, environment, applyset, rendered.manifests,
                                          item.sources, scopes=inputs.project.spec.scopes)
         out.manifests += rendered.manifests
-    out.origins = [m.origin for m in out.manifests]
+        if task.checks:
+            out.warnings += validating.credential_warnings(item.agent, item.sources)
+    if task.checks:
+        checked = validating.validate_objects(out.manifests)
+        out.problems += checked.problems
+        out.checked = len(checked.passed)
+        out.skipped = {f"{m.api_version}/{m.ref.kind}" for m in checked.skipped}
     if task.formatted and not out.problems:
         formatter = formatting.Formatter()
         for manifest in out.manifests:
@@ -199,9 +219,8 @@ def _render_chunk(inputs: Inputs, docs: list[AgentDoc], renderer: Renderer,
 def _assemble(inputs: Inputs, env: str, chunks: list[_Chunk],
               problems: list[Problem]) -> EnvRender:
     """One environment from its chunks: cross-agent checks, apply order, file names."""
-    origins = sorted((o for c in chunks for o in c.origins), key=lambda o: o.ref)
-    problems += finishing.duplicates(origins)
     manifests = sorted((m for c in chunks for m in c.manifests), key=lambda m: m.ref)
+    problems += finishing.duplicates(m.origin for m in manifests)
     problems += writing.file_names(env, manifests)
     return EnvRender(env, merging.environment_of(inputs, env).spec.namespace,
                      _applyset(inputs, env), manifests)
@@ -285,38 +304,9 @@ class ValidateResult:
 def validate(root: Path, envs: tuple[str, ...] = (), all_envs: bool = False,
              strict: bool = False, workers: int | None = 1) -> ValidateResult:
     """Everything render checks, plus every object against the Kubernetes schemas offline and
-    credential-looking literals. Without --env, every environment is validated. With `strict`,
-    warnings are errors. `workers` as for `render` (the schema checks run there too)."""
-    from agentctl.render import validating  # jsonschema and the schemas: only when validating
-
-    result = render(root, envs, all_envs or not envs, workers=workers)
-    warnings = list(result.warnings)
-    for env in result.envs:
-        for item in merging.resolve(result.inputs, env.env):
-            warnings += validating.credential_warnings(item.agent, item.sources)
-    manifests = result.manifests
-    workers = _worker_count(workers, len(result.inputs.agents))
-    size = max(1, math.ceil(len(manifests) / (workers * TASKS_PER_WORKER)))
-    tasks = [(start, start + size) for start in range(0, len(manifests), size)]
-    if workers > 1 and len(tasks) > 1:
-        checked = _forked(_validate_chunk, (manifests,), tasks, workers)
-    else:
-        checked = [_validate_chunk(manifests, task) for task in tasks]
-    problems = [p for c in checked for p in c[0]]
-    if problems:
-        raise InputError(problems)
-    warnings = sorted(set(warnings), key=_problem_order)
-    if strict and warnings:
-        raise InputError(warnings)
-    skipped = sorted(set().union(*(c[2] for c in checked)))
-    return ValidateResult(result, sum(c[1] for c in checked), skipped, warnings)
-
-
-def _validate_chunk(manifests: list[Manifest],
-                    task: tuple[int, int]) -> tuple[list[Problem], int, set[str]]:
-    """Problems, the number of objects that passed, and the kinds skipped (no schema)."""
-    from agentctl.render import validating
-
-    checked = validating.validate_objects(manifests[task[0]:task[1]])
-    return (checked.problems, len(checked.passed),
-            {f"{m.body['apiVersion']}/{m.body['kind']}" for m in checked.skipped})
+    credential-looking literals (`render` with `checks`). Without --env, every environment is
+    validated. With `strict`, warnings are errors."""
+    result = render(root, envs, all_envs or not envs, workers=workers, checks=True)
+    if strict and result.warnings:
+        raise InputError(result.warnings)
+    return ValidateResult(result, result.checked, sorted(result.skipped), result.warnings)

@@ -8,24 +8,18 @@ command and args items, URL userinfo (a warning; --strict fails).
 from __future__ import annotations
 
 import itertools
-import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from functools import cache
-from importlib import resources
 from typing import Any
 
 import jsonschema
-from referencing import Registry, Resource
 
 from agentctl.errors import Problem
 from agentctl.manifests import Manifest
+from agentctl.model import kubeschemas
 from agentctl.model.agent import Agent
 from agentctl.render.sources import Source, attribute, field_path
-
-KUBERNETES_VERSION = "1.37.0"
-_SCHEMA_DIR = f"v{KUBERNETES_VERSION}-local-strict"
 
 
 @dataclass
@@ -35,27 +29,12 @@ class Validation:
     problems: list[Problem] = field(default_factory=list)
 
 
-def _schema_root() -> Any:
-    return resources.files("kubernetes_validate") / "kubernetes-json-schema" / _SCHEMA_DIR
-
-
-@cache
-def _registry() -> Registry[Any]:
-    definitions = json.loads((_schema_root() / "_definitions.json").read_text())
-    return Resource.from_contents(definitions) @ Registry()
-
-
-@cache
 def validator_for(api_version: str, kind: str) -> jsonschema.protocols.Validator | None:
     """The cached validator of one kind, or None when no schema ships for it (a CRD)."""
     short = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
-    path = _schema_root() / f"{kind.lower()}-{short}.json"
-    if not path.is_file():
-        return None
-    schema = json.loads(path.read_text())
-    cls = jsonschema.validators.Draft202012Validator
-    validator: jsonschema.protocols.Validator = cls(schema, registry=_registry())
-    return validator
+    found: jsonschema.protocols.Validator | None = kubeschemas.validator(
+        f"{kind.lower()}-{short}")
+    return found
 
 
 def validate_objects(manifests: Iterable[Manifest]) -> Validation:

@@ -227,3 +227,24 @@ def dig(body: Any, path: tuple[str, ...]) -> Any:
             return None
         body = body.get(key)
     return body
+
+
+@dataclass
+class DesiredEnv:
+    """One environment's desired state, as the cluster half takes it: the objects in apply
+    order and what is needed to find and guard its cluster."""
+
+    env: str
+    namespace: str
+    """The environment's namespace: where its ApplySet parent lives."""
+    applyset: str
+    parent: str
+    """The ApplySet parent ConfigMap's name."""
+    manifests: list[Manifest]
+    prune: bool = True
+    context: str | None = None
+    """The environment's `spec.cluster.context`."""
+    uid: str | None = None
+    """The environment's `spec.cluster.uid`."""
+    source: str = "committed"
+    """Where the objects came from: `committed`, `render` or `verify`."""

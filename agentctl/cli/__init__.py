@@ -55,9 +55,10 @@ def _root(
 
 
 def _register() -> None:
-    from agentctl.cli import commands, init, sandbox
+    from agentctl.cli import commands, diffing, init, sandbox
 
     commands.register(app)
+    diffing.register(app)
     init.register(app)
     sandbox.register(app)
 

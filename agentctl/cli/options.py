@@ -16,6 +16,8 @@ class OutputFormat(StrEnum):
     text = "text"
     json = "json"
     yaml = "yaml"
+    markdown = "markdown"
+    """diff only (a pull request comment); other commands print text."""
 
 
 ProjectOpt = Annotated[

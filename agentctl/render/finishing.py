@@ -15,11 +15,14 @@ from agentctl.errors import Problem
 from agentctl.manifests import (
     ANNOTATION_CONFIG_HASH,
     ANNOTATION_DIGEST,
+    LABEL_PART_OF,
     Manifest,
     ObjectRef,
     Origin,
     dig,
     digest,
+    group_kind,
+    known_scopes,
     ownership_labels,
     pod_spec_path,
     scope_of,
@@ -27,7 +30,7 @@ from agentctl.manifests import (
 )
 from agentctl.model.agent import Agent
 from agentctl.model.environment import Environment
-from agentctl.render.policies import allows, level_of, qos_class, violations
+from agentctl.render.policies import LEVELS, allows, level_of, qos_class, violations
 from agentctl.render.sources import Source, attribute, field_path
 
 
@@ -205,4 +208,46 @@ def duplicates(origins: Iterable[Origin]) -> list[Problem]:
                 f"{origin.agent} ({origin.source_file})")))
         else:
             seen[key] = origin
+    return problems
+
+
+def check_committed(environment: Environment, applyset: str, manifests: list[Manifest],
+                    scopes: Mapping[str, str] | None = None) -> list[Problem]:
+    """The environment's policy for objects read back from a committed tree (provenance.json
+    proves they are the files that were committed, not that they are allowed): a known kind,
+    built in or among the environment's capabilities; the namespaces of `policy.namespaces`;
+    pods that meet the most permissive Pod Security level the policy allows; the environment's
+    ApplySet label."""
+    problems: list[Problem] = []
+    policy = environment.spec.policy
+    allowed_namespaces = policy.namespaces or [environment.spec.namespace]
+    weakest = min(policy.pod_security, key=LEVELS.index)
+    capabilities = set(environment.spec.capabilities)
+    for manifest in manifests:
+        ref, body = manifest.ref, manifest.body
+        where = f"{ref} ({manifest.file})"
+        api_version = manifest.api_version
+        namespaced = scope_of(api_version, ref.kind, scopes)
+        builtin = group_kind(api_version, ref.kind) in known_scopes()["builtin"]
+        if namespaced is None or not (builtin or f"{api_version}/{ref.kind}" in capabilities):
+            problems.append(Problem(obj=where, message=(
+                f"{api_version}/{ref.kind} is neither a built-in kind nor a capability of "
+                f"environment {environment.metadata.name}")))
+            continue
+        if namespaced and ref.namespace not in allowed_namespaces:
+            problems.append(Problem(obj=where, field="metadata.namespace", message=(
+                f"namespace {ref.namespace or '(none)'} is outside the environment's "
+                f"policy.namespaces ({', '.join(allowed_namespaces)})")))
+        labels = (body.get("metadata") or {}).get("labels") or {}
+        if labels.get(LABEL_PART_OF) != applyset:
+            problems.append(Problem(obj=where, field=f"metadata.labels.{LABEL_PART_OF}",
+                                    message=f"must be {applyset}, the environment's ApplySet"))
+        path = pod_spec_path(body)
+        pod = dig(body, path) if path else None
+        if isinstance(pod, dict) and not allows(level_of(pod), weakest):
+            for v in violations(pod):
+                if not allows(v.level, weakest) or v.level == weakest:
+                    problems.append(Problem(obj=where, field=f"{'.'.join(path or ())}.{v.field}",
+                                            message=f"{v.message}: the pod does not meet "
+                                                    f"podSecurity {weakest}"))
     return problems

@@ -18,8 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from agentctl.errors import InputError, Problem
-from agentctl.manifests import Manifest, applyset_id, applyset_parent_name
+from agentctl.errors import InputError, Problem, StaleOutputError
+from agentctl.manifests import (
+    LABEL_AGENT,
+    DesiredEnv,
+    Manifest,
+    applyset_id,
+    applyset_parent_name,
+    digest,
+)
 from agentctl.render import blueprints, finishing, formatting, loading, merging, writing
 from agentctl.render.inputs import AgentDoc, Inputs
 from agentctl.render.rendering import Rendered, Renderer
@@ -310,3 +317,78 @@ def validate(root: Path, envs: tuple[str, ...] = (), all_envs: bool = False,
     if strict and result.warnings:
         raise InputError(result.warnings)
     return ValidateResult(result, result.checked, sorted(result.skipped), result.warnings)
+
+
+SOURCES = ("committed", "render", "verify")
+"""Where diff and reconcile take the desired state from: the committed tree (the reviewed
+bytes), a fresh render, or the committed tree after checking that a fresh render matches it."""
+
+
+@dataclass
+class DesiredResult:
+    envs: list[DesiredEnv]
+    warnings: list[Problem]
+    source: str
+
+
+def desired(root: Path, envs: tuple[str, ...] = (), all_envs: bool = False,
+            source: str = "committed") -> DesiredResult:
+    """Each selected environment's objects in apply order, from `source` (SOURCES), or one
+    InputError with every problem: nothing may reach a cluster when any input is invalid.
+    Committed objects are checked against the environment's policy (finishing.check_committed)
+    as well as against provenance.json."""
+    if source not in SOURCES:
+        raise ValueError(source)
+    warnings: list[Problem] = []
+    if source == "committed":
+        inputs = loading.load(root)
+        if inputs.problems:
+            raise InputError(sorted(set(inputs.problems), key=_problem_order))
+        selected = select_envs(inputs, envs, all_envs)
+        rendered = [_committed(inputs, env, warnings) for env in selected]
+    else:
+        result = render(root, envs, all_envs, workers=None)
+        inputs, rendered, warnings = result.inputs, result.envs, list(result.warnings)
+        if source == "verify":
+            out = inputs.root / inputs.project.spec.output
+            changes = plan(result, out)
+            try:
+                check(changes)
+            except StaleOutputError as err:  # the committed tree is not what renders now
+                raise InputError([Problem(file=p.file, message=(
+                    f"{p.message} (--verify: the committed tree differs from a fresh render; "
+                    "run agentctl render --out)")) for p in err.problems]) from None
+            warnings += changes.warnings
+    out_envs = []
+    for env in rendered:
+        spec = merging.environment_of(inputs, env.env).spec
+        out_envs.append(DesiredEnv(
+            env.env, env.namespace, env.applyset,
+            applyset_parent_name(inputs.project.metadata.name, env.env), env.manifests,
+            spec.prune, spec.cluster.context, spec.cluster.uid, source))
+    return DesiredResult(out_envs, warnings, source)
+
+
+def _committed(inputs: Inputs, env: str, warnings: list[Problem]) -> EnvRender:
+    out = inputs.root / inputs.project.spec.output
+    committed = writing.read_committed(out, env)
+    warnings += committed.warnings
+    applyset = _applyset(inputs, env)
+    environment = merging.environment_of(inputs, env)
+    manifests = []
+    for name, body in committed.objects:
+        labels = (body.get("metadata") or {}).get("labels") or {}
+        manifest = Manifest(body, str(labels.get(LABEL_AGENT, "")), "", name)
+        manifest.file = name
+        manifest.digest = digest(body)
+        manifests.append(manifest)
+    problems = finishing.check_committed(environment, applyset, manifests,
+                                         inputs.project.spec.scopes)
+    if committed.applyset != applyset:
+        problems.append(Problem(file=str(out / env / writing.PROVENANCE), message=(
+            f"records ApplySet {committed.applyset}, but environment {env} is {applyset}: "
+            "run agentctl render --out")))
+    if problems:
+        raise InputError(problems)
+    manifests.sort(key=lambda m: m.ref)
+    return EnvRender(env, environment.spec.namespace, applyset, manifests)

@@ -30,6 +30,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -348,3 +349,92 @@ def check(result: Plan) -> None:
                                     message="orphan: render would delete it"))
     if problems:
         raise StaleOutputError(sorted(problems))
+
+
+@dataclass
+class Committed:
+    """An environment's committed tree, read back and checked against its provenance.json."""
+
+    env: str
+    applyset: str
+    objects: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    """(file, object), in provenance order; each object has its recorded digest."""
+    warnings: list[Problem] = field(default_factory=list)
+
+
+def read_committed(out: Path, env: str) -> Committed:
+    """The objects `provenance.json` vouches for under `out/<env>/`, each read without
+    following a symlink and parsed by the loader that refuses alias bombs. A listed file that
+    is missing, unreadable or no longer has its recorded digest is an InputError naming it;
+    files the provenance does not list are foreign (a warning)."""
+    tree = _Tree(out, create=False)
+    problems: list[Problem] = []
+    where = out / env / PROVENANCE
+    try:
+        try:
+            raw = tree.read((env, PROVENANCE))
+        except OSError as err:
+            raise InputError([_unsafe(tree, (env, PROVENANCE), err)]) from None
+        if raw is None:
+            raise InputError([Problem(file=str(where), message=(
+                f"missing: nothing was rendered for environment {env} here (run agentctl "
+                f"render --out {out}, or diff --render)"))])
+        try:
+            document = json.loads(raw)
+            listed = document["objects"]
+            result = Committed(env, str(document["applyset"]))
+            if document.get("environment") != env or not isinstance(listed, list):
+                raise ValueError
+        except (ValueError, KeyError, TypeError):
+            raise InputError([Problem(file=str(where), message=(
+                f"not a provenance.json of environment {env}: run agentctl render --out "
+                f"{out}"))]) from None
+        for entry in listed:
+            name = entry.get("file") if isinstance(entry, dict) else None
+            if not isinstance(name, str) or not _FILE.fullmatch(name):
+                problems.append(Problem(file=str(where), message=(
+                    f"lists {name!r}, which is not a file agentctl writes")))
+                continue
+            body = _committed_object(tree, env, name, str(entry.get("digest")), problems)
+            if body is not None:
+                result.objects.append((name, body))
+        known = {name for name, _ in result.objects} | {PROVENANCE}
+        for parts in tree.walk((env,)):
+            name = "/".join(parts[1:])
+            if name not in known and not name.startswith(".") and not any(
+                    p.file == str(out.joinpath(*parts)) for p in problems):
+                result.warnings.append(Problem(file=str(out.joinpath(*parts)), message=(
+                    "foreign file (not in provenance.json): never applied")))
+    except OSError as err:
+        raise InputError([_unsafe(tree, (env,), err)]) from None
+    finally:
+        tree.close()
+    if problems:
+        raise InputError(sorted(problems))
+    return result
+
+
+def _committed_object(tree: _Tree, env: str, name: str, recorded: str,
+                      problems: list[Problem]) -> dict[str, Any] | None:
+    parts = (env, *name.split("/"))
+    where = str(tree.root.joinpath(*parts))
+    try:
+        data = tree.read(parts)
+    except OSError as err:
+        problems.append(_unsafe(tree, parts, err))
+        return None
+    if data is None:
+        problems.append(Problem(file=where, message=(
+            "listed in provenance.json but missing: run agentctl render --out "
+            f"{tree.root}")))
+        return None
+    try:
+        docs = yamlparsing.load_all(data.decode("utf-8"))
+    except (yaml.YAMLError, yamlparsing.TooDeepError, ValueError, RecursionError):
+        docs = []
+    if len(docs) != 1 or not isinstance(docs[0], dict) or digest(docs[0]) != recorded:
+        problems.append(Problem(file=where, message=(
+            "changed since it was rendered (its digest is not the one provenance.json "
+            f"records): review the edit, then run agentctl render --out {tree.root}")))
+        return None
+    return docs[0]

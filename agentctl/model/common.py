@@ -103,6 +103,7 @@ _QUALIFIED_NAME = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9
 _ENV_VAR_NAME = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
 _QUANTITY = r"^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+|Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$"  # noqa: E501
 _DURATION = r"^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$"
+_GATEWAY_DURATION = r"^([0-9]{1,5}(h|m|s|ms)){1,4}$"
 
 PATTERN_HINTS = {
     _DNS1123_LABEL: "must be a DNS-1123 label: lower-case letters, digits and '-', starting and "
@@ -116,6 +117,8 @@ PATTERN_HINTS = {
     "starting with a digit",
     _QUANTITY: "must be a Kubernetes quantity such as 500m, 2, 512Mi or 1Gi",
     _DURATION: "must be a duration such as 30s, 5m or 1h",
+    _GATEWAY_DURATION: "must be a Gateway API duration: whole numbers with h, m, s or ms, such "
+    "as 10m, 1h30m or 500ms",
 }
 """Human descriptions of the patterns above, for error messages."""
 
@@ -141,6 +144,8 @@ Quantity = Annotated[
 """A Kubernetes resource quantity such as `500m`, `2`, `1Gi`."""
 Duration = Annotated[str, StringConstraints(pattern=_DURATION)]
 """A Go duration such as `30s`, `1h`, `1h30m`."""
+GatewayDuration = Annotated[str, StringConstraints(pattern=_GATEWAY_DURATION)]
+"""A Gateway API duration (GEP-2257) such as `10m`, `1h30m` or `500ms`; `0s` disables it."""
 Port = Annotated[int, Field(ge=1, le=65535)]
 AbsolutePath = Annotated[str, StringConstraints(pattern=r"^/[^\x00]*$")]
 NonEmptyStr = Annotated[str, StringConstraints(min_length=1)]

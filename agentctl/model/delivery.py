@@ -1,6 +1,7 @@
 """Spec sections about running and reaching an agent: scaling, rollout, observability and
 network."""
 
+import re
 from typing import Annotated, Literal, Self
 
 from pydantic import Field, StringConstraints, model_validator
@@ -10,6 +11,7 @@ from agentctl.model.common import (
     DNS1123Label,
     DNS1123Subdomain,
     Duration,
+    GatewayDuration,
     NonEmptyStr,
     Port,
     Quantity,
@@ -165,9 +167,34 @@ Hostname = Annotated[str, StringConstraints(
     max_length=253)]
 
 
+def _duration_seconds(value: str) -> float:
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+    return sum(int(n) * units[u] for n, u in re.findall(r"([0-9]+)(ms|h|m|s)", value))
+
+
+class RouteTimeouts(StrictModel):
+    """Gateway defaults (15 s on Envoy) cut long generations and streamed answers short."""
+
+    request: GatewayDuration = "10m"
+    """The whole request, from the client's first byte to the last byte of the (streamed)
+    answer; `0s` disables it where the gateway supports that."""
+    backend_request: GatewayDuration = "10m"
+    """One request from the gateway to the agent (each retry has its own); at most
+    `request`."""
+
+    @model_validator(mode="after")
+    def _backend_within_request(self) -> Self:
+        request, backend = _duration_seconds(self.request), _duration_seconds(self.backend_request)
+        if request and backend > request:
+            raise rule("backendRequest", f"backendRequest ({self.backend_request}) must not "
+                       f"exceed request ({self.request})")
+        return self
+
+
 class HttpRoute(StrictModel):
     parent_refs: Annotated[list[ParentRef], Field(min_length=1)]
     hostnames: list[Hostname] = Field(default_factory=list)
+    timeouts: RouteTimeouts = Field(default_factory=RouteTimeouts)
 
 
 class InClusterPeer(StrictModel):

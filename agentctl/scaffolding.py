@@ -186,6 +186,96 @@ jobs:
         run: agentctl render --all-envs --check
 """
 
+_DIFF_WORKFLOW = """\
+# On every pull request: the rendered tree must be fresh, and one comment on the pull request
+# shows what the change does to the rendered objects of every environment (`agentctl diff
+# --base`: no cluster), updated on every push. The diff is also in the job summary, which is
+# where a pull request from a fork finds it: its read-only token cannot comment.
+name: agentctl diff
+
+on:
+  pull_request:
+
+permissions:
+  contents: read
+  pull-requests: write
+
+concurrency:
+  group: diff-${{ github.event.pull_request.number }}
+  cancel-in-progress: true
+
+jobs:
+  diff:
+    runs-on: ubuntu-latest
+    timeout-minutes: 20
+    env:
+      # Where to install agentctl @INSTALL@ from (a wheel or git URL, or a package name on your
+      # index): set the repository variable AGENTCTL_REQUIREMENT.
+      AGENTCTL_REQUIREMENT: ${{ vars.AGENTCTL_REQUIREMENT }}
+    steps:
+      - uses: actions/checkout@v6
+        with:
+          fetch-depth: 0  # the base branch's history: --base renders it
+          persist-credentials: false
+
+      - uses: actions/setup-python@v6
+        with:
+          python-version: "3.11"
+
+      - name: Install agentctl
+        run: |
+          if [ -z "$AGENTCTL_REQUIREMENT" ]; then
+            echo "::error::set the repository variable AGENTCTL_REQUIREMENT (agentctl @INSTALL@)"
+            exit 1
+          fi
+          python -m pip install "$AGENTCTL_REQUIREMENT"
+
+      - name: Rendered manifests are up to date
+        run: agentctl render --all-envs --check
+
+      - name: Diff against the base branch
+        env:
+          BASE_REF: ${{ github.base_ref }}
+        # exit 1 means "changes": that is the diff's answer, not a failure; 2 or more is one
+        run: |
+          code=0
+          agentctl diff --base "origin/$BASE_REF" --all-envs -o markdown > diff.md || code=$?
+          if [ "$code" -gt 1 ]; then exit "$code"; fi
+
+      - name: Comment on the pull request
+        uses: actions/github-script@v8
+        with:
+          script: |
+            const fs = require('fs');
+            const marker = '<!-- agentctl-diff -->';
+            const limit = 65536;
+            const diff = fs.readFileSync('diff.md', 'utf8');
+            await core.summary.addRaw(diff).write();
+            let body = `${marker}\\n${diff}`;
+            if (body.length > limit) {
+              body = body.slice(0, limit - 100)
+                + '\\n\\n…truncated: the whole diff is in the job summary.\\n';
+            }
+            const { owner, repo } = context.repo;
+            const issue_number = context.payload.pull_request.number;
+            try {
+              const comments = await github.paginate(github.rest.issues.listComments,
+                { owner, repo, issue_number, per_page: 100 });
+              const previous = comments.find(
+                (c) => c.user && c.user.type === 'Bot' && (c.body || '').startsWith(marker));
+              if (previous) {
+                await github.rest.issues.updateComment(
+                  { owner, repo, comment_id: previous.id, body });
+              } else {
+                await github.rest.issues.createComment({ owner, repo, issue_number, body });
+              }
+            } catch (error) {
+              if (error.status !== 403) throw error;
+              core.warning('This token cannot comment on the pull request (a fork?): '
+                + 'the diff is in the job summary.');
+            }
+"""
+
 _GITIGNORE = """\
 .venv/
 __pycache__/
@@ -208,6 +298,10 @@ agentctl render --all-envs --out rendered    # write rendered/<env>/…; commit 
 ```
 
 CI (`.github/workflows/agentctl.yaml`) fails when `rendered/` is not what the agents render to.
+On every pull request, `.github/workflows/agentctl-diff.yaml` posts one comment (updated on each
+push) with what the change does to the rendered objects of every environment
+(`agentctl diff --base origin/main --all-envs -o markdown`); a pull request from a fork finds it in
+the job summary.
 
 | Path | What |
 |---|---|
@@ -227,6 +321,7 @@ def _files() -> dict[str, str]:
         "environments/staging.yaml": _STAGING,
         "environments/prod.yaml": _PROD,
         ".github/workflows/agentctl.yaml": _WORKFLOW,
+        ".github/workflows/agentctl-diff.yaml": _DIFF_WORKFLOW,
         ".gitignore": _GITIGNORE,
         "README.md": _README,
     }

@@ -10,16 +10,23 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
 import tempfile
+import tomllib
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
+from typer.testing import CliRunner
 
-from agentctl import revisions
+from agentctl import revisions, scaffolding
+from agentctl.cli import app
 from agentctl.diffs import EnvChanges, Outcome
 from agentctl.errors import ExitCode, InputError, ToolingError
 from agentctl.manifests import ObjectRef
@@ -476,3 +483,137 @@ def test_imports_no_cli_terminal_or_cluster_library() -> None:
                             check=False, cwd=REPO)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+# -- The pull-request workflow's comment script, run by node against a fake GitHub -------------
+
+_HARNESS = """\
+const fs = require('fs');
+const script = fs.readFileSync(process.argv[2], 'utf8');
+const scenario = JSON.parse(process.argv[3]);
+const calls = [];
+const refuse = () => {
+  if (scenario.status) { const e = new Error('HttpError'); e.status = scenario.status; throw e; }
+};
+const github = {
+  paginate: async (fn, params) => { calls.push(['list', params]); return scenario.comments; },
+  rest: { issues: {
+    listComments: async () => { throw new Error('not paginated'); },
+    updateComment: async (p) => { calls.push(['update', p]); refuse(); },
+    createComment: async (p) => { calls.push(['create', p]); refuse(); },
+  } },
+};
+const parts = [];
+const core = {
+  summary: { addRaw(t) { parts.push(t); return this; },
+             async write() { calls.push(['summary', parts.join('')]); return this; } },
+  warning: (m) => calls.push(['warning', m]),
+};
+const context = { repo: { owner: 'o', repo: 'r' }, payload: { pull_request: { number: 7 } } };
+const AsyncFunction = (async () => {}).constructor;
+new AsyncFunction('require', 'github', 'context', 'core', script)(require, github, context, core)
+  .then(() => console.log(JSON.stringify({ ok: true, calls })),
+        (e) => console.log(JSON.stringify({ ok: false, error: String(e), calls })));
+"""
+MARKER = "<!-- agentctl-diff -->"
+WORKFLOWS = {"repository": (REPO / ".github" / "workflows" / "diff.yaml").read_text(),
+             "scaffold": scaffolding.contents("fleet")[".github/workflows/agentctl-diff.yaml"]}
+
+
+def comment_script(workflow: str) -> str:
+    steps = yaml.safe_load(workflow)["jobs"]["diff"]["steps"]
+    found = [s for s in steps if str(s.get("uses", "")).startswith("actions/github-script@")]
+    assert len(found) == 1, steps
+    return str(found[0]["with"]["script"])
+
+
+def run_comment_script(tmp_path: Path, workflow: str, diff: str, comments: Sequence[object],
+                       status: int = 0) -> dict[str, Any]:
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed (GitHub's runners have it)")
+    (tmp_path / "diff.md").write_text(diff)
+    (tmp_path / "script.js").write_text(comment_script(workflow))
+    (tmp_path / "harness.js").write_text(_HARNESS)
+    result = subprocess.run([node, "harness.js", "script.js", json.dumps(
+        {"comments": comments, "status": status})], cwd=tmp_path, capture_output=True,
+                            text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    outcome: dict[str, Any] = json.loads(result.stdout)
+    return outcome
+
+
+@pytest.mark.parametrize("which", sorted(WORKFLOWS))
+def test_the_comment_is_created_once_then_updated(tmp_path: Path, which: str) -> None:
+    diff = "## dev\n\n| created | configured |\n|---|---|\n| 1 | 2 |\n"
+    first = run_comment_script(tmp_path, WORKFLOWS[which], diff, [])
+    assert first["ok"], first
+    kinds = [c[0] for c in first["calls"]]
+    assert kinds == ["summary", "list", "create"], kinds
+    assert first["calls"][0][1] == diff
+    assert first["calls"][1][1]["issue_number"] == 7
+    assert first["calls"][2][1]["body"] == f"{MARKER}\n{diff}"
+
+    others = [{"id": 1, "user": {"type": "User"}, "body": f"{MARKER}\nquoted by a person"},
+              {"id": 2, "user": {"type": "Bot"}, "body": "another bot"},
+              {"id": 3, "user": {"type": "Bot"}, "body": f"{MARKER}\nthe old diff"}]
+    second = run_comment_script(tmp_path, WORKFLOWS[which], diff, others)
+    assert second["ok"], second
+    assert [c[0] for c in second["calls"]] == ["summary", "list", "update"]
+    assert second["calls"][2][1]["comment_id"] == 3
+    assert second["calls"][2][1]["body"] == f"{MARKER}\n{diff}"
+
+
+@pytest.mark.parametrize("which", sorted(WORKFLOWS))
+def test_a_token_that_cannot_comment_falls_back_to_the_job_summary(tmp_path: Path,
+                                                                  which: str) -> None:
+    forked = run_comment_script(tmp_path, WORKFLOWS[which], "## dev\n", [], status=403)
+    assert forked["ok"], forked
+    assert [c[0] for c in forked["calls"]] == ["summary", "list", "create", "warning"]
+    assert forked["calls"][0][1] == "## dev\n"
+    broken = run_comment_script(tmp_path, WORKFLOWS[which], "## dev\n", [], status=500)
+    assert not broken["ok"], broken  # any other failure fails the job
+
+
+def test_the_comment_stays_below_the_limit_and_the_summary_is_whole(tmp_path: Path) -> None:
+    diff = "x" * 70_000
+    result = run_comment_script(tmp_path, WORKFLOWS["repository"], diff, [])
+    assert result["ok"], result
+    assert result["calls"][0][1] == diff
+    body = result["calls"][2][1]["body"]
+    assert len(body) <= 65_536
+    assert body.startswith(MARKER)
+    assert "truncated" in body
+
+
+# -- pre-commit hooks --------------------------------------------------------------------------
+
+def test_pre_commit_hooks_run_agentctl_commands_that_exist(runner: CliRunner,
+                                                           tmp_path: Path) -> None:
+    hooks = {h["id"]: h for h in yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text())}
+    assert sorted(hooks) == ["agentctl-render-check", "agentctl-validate"]
+    assert hooks["agentctl-render-check"]["entry"] == "agentctl render --all-envs --check"
+    assert hooks["agentctl-validate"]["entry"] == "agentctl validate"
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    scaffolding.scaffold(tmp_path)
+    result = runner.invoke(app, ["-C", str(tmp_path), "render", "--all-envs", "--out",
+                                 str(tmp_path / "rendered")])
+    assert result.exit_code == 0, result.output
+    for hook in hooks.values():
+        assert hook["language"] == "python"
+        assert hook["pass_filenames"] is False
+        program, *args = shlex.split(hook["entry"])
+        assert program in scripts
+        result = runner.invoke(app, [*args, "-C", str(tmp_path)])  # as `args:` would append
+        assert result.exit_code == 0, (hook["id"], result.output)
+        files = re.compile(hook["files"])
+        for path in ("agentctl.yaml", "agents/bot.yaml", "environments/dev.yaml",
+                     "blueprints/agent/workloads.yaml.j2"):
+            assert files.search(path), (hook["id"], path)
+        for path in ("README.md", "agentctl/cli/commands.py", "docs/agents/x.md"):
+            assert not files.search(path), (hook["id"], path)
+    assert re.search(hooks["agentctl-render-check"]["files"], "rendered/dev/provenance.json")
+    (tmp_path / "agents" / "example.yaml").write_text(
+        (tmp_path / "agents" / "example.yaml").read_text().replace("1.2.0", "1.3.0"))
+    result = runner.invoke(app, ["render", "--all-envs", "--check", "-C", str(tmp_path)])
+    assert result.exit_code == 1, result.output  # the hook fails a stale tree

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -16,6 +17,7 @@ from agentctl import scaffolding
 from agentctl.cli import app
 from agentctl.model.common import DNS1123Label
 from agentctl.sandbox import building
+from tests.conftest import REPO
 
 SCAFFOLD = [
     "agentctl.yaml",
@@ -24,6 +26,7 @@ SCAFFOLD = [
     "environments/staging.yaml",
     "environments/prod.yaml",
     ".github/workflows/agentctl.yaml",
+    ".github/workflows/agentctl-diff.yaml",
     ".gitignore",
     "README.md",
 ]
@@ -189,11 +192,84 @@ def test_workflow_installs_pinned_agentctl_and_checks_render(tmp_path: Path) -> 
     assert "agentctl validate --strict" in runs
 
 
-def test_workflow_passes_actionlint(tmp_path: Path) -> None:
-    """The scaffolded workflow lints clean with the pinned actionlint (built by
+@pytest.mark.parametrize("workflow", ["agentctl.yaml", "agentctl-diff.yaml"])
+def test_workflow_passes_actionlint(tmp_path: Path, workflow: str) -> None:
+    """The scaffolded workflows lint clean with the pinned actionlint (built by
     `python -m agentctl.sandbox.building --dev-tools`, which `make test` runs first)."""
     actionlint = building.binary("actionlint")
     scaffolding.scaffold(tmp_path)
-    result = subprocess.run([str(actionlint), "-no-color", ".github/workflows/agentctl.yaml"],
+    result = subprocess.run([str(actionlint), "-no-color", f".github/workflows/{workflow}"],
                             cwd=tmp_path, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _diff_workflow(text: str) -> dict[str, Any]:
+    workflow: dict[Any, Any] = yaml.safe_load(text)
+    workflow["on"] = workflow.pop(True)  # YAML 1.1 reads the key `on` as true
+    return workflow
+
+
+def test_diff_workflow_comments_the_pr_diff_safely(tmp_path: Path) -> None:
+    """On pull_request only (never pull_request_target, which would run the PR's code with a
+    write token), reading contents and writing only pull-request comments, with the whole
+    history (the base branch must be there), fresh output first, exit 1 not a failure."""
+    scaffolding.scaffold(tmp_path)
+    text = (tmp_path / ".github/workflows/agentctl-diff.yaml").read_text()
+    assert "pull_request_target" not in text
+    workflow = _diff_workflow(text)
+    assert workflow["on"] == {"pull_request": None}
+    assert workflow["permissions"] == {"contents": "read", "pull-requests": "write"}
+    job = workflow["jobs"]["diff"]
+    assert "permissions" not in job
+    assert job["env"]["AGENTCTL_REQUIREMENT"] == "${{ vars.AGENTCTL_REQUIREMENT }}"
+    steps = job["steps"]
+    checkout = steps[0]
+    assert checkout["uses"] == "actions/checkout@v6"
+    assert checkout["with"]["fetch-depth"] == 0
+    assert checkout["with"]["persist-credentials"] is False
+    runs = [step.get("run", "") for step in steps]
+    check = runs.index("agentctl render --all-envs --check")
+    diff = next(i for i, run in enumerate(runs) if "agentctl diff" in run)
+    assert check < diff
+    assert steps[diff]["env"] == {"BASE_REF": "${{ github.base_ref }}"}
+    assert ('agentctl diff --base "origin/$BASE_REF" --all-envs -o markdown > diff.md '
+            "|| code=$?") in runs[diff]
+    assert 'if [ "$code" -gt 1 ]; then exit "$code"; fi' in runs[diff]
+    assert "${{" not in runs[diff]  # no expression expanded into the shell
+    assert steps[-1]["uses"] == "actions/github-script@v8"
+    assert "<!-- agentctl-diff -->" in steps[-1]["with"]["script"]
+
+
+def test_diff_workflow_is_the_repositorys_own_but_for_the_install() -> None:
+    ours = _diff_workflow((REPO / ".github/workflows/diff.yaml").read_text())
+    scaffolded = _diff_workflow(scaffolding.contents("fleet")[
+        ".github/workflows/agentctl-diff.yaml"])
+    for workflow in (ours, scaffolded):
+        del workflow["name"]
+        workflow["jobs"]["diff"].pop("env", None)
+        install = [s for s in workflow["jobs"]["diff"]["steps"] if s.get("name") ==
+                   "Install agentctl"]
+        assert len(install) == 1
+        workflow["jobs"]["diff"]["steps"].remove(install[0])
+    assert scaffolded == ours
+
+
+def test_diff_workflow_exit_handling(tmp_path: Path) -> None:
+    """The diff step's shell: exit 0 and 1 (changes) pass and keep the markdown, 2 fails."""
+    scaffolding.scaffold(tmp_path)
+    steps = _diff_workflow((tmp_path / ".github/workflows/agentctl-diff.yaml").read_text())[
+        "jobs"]["diff"]["steps"]
+    script = next(s["run"] for s in steps if "agentctl diff" in s.get("run", ""))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "agentctl"
+    for code in (0, 1, 2, 70):
+        fake.write_text(f"#!/bin/sh\necho \"$*\"\nexit {code}\n")
+        fake.chmod(0o755)
+        result = subprocess.run(  # as GitHub runs a `run:` step
+            ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script], cwd=tmp_path,
+            capture_output=True, text=True, check=False,
+            env={"PATH": f"{bin_dir}:/usr/bin:/bin", "BASE_REF": "main"})
+        assert result.returncode == (0 if code < 2 else code), (code, result.stderr)
+        assert (tmp_path / "diff.md").read_text() == (
+            "diff --base origin/main --all-envs -o markdown\n")

@@ -251,7 +251,8 @@ jobs:
             const limit = 65536;
             const diff = fs.readFileSync('diff.md', 'utf8');
             await core.summary.addRaw(diff).write();
-            let body = `${marker}\\n${diff}`;
+            // agentctl's markdown starts with the marker; anything else gets it
+            let body = diff.startsWith(marker) ? diff : `${marker}\\n${diff}`;
             if (body.length > limit) {
               body = body.slice(0, limit - 100)
                 + '\\n\\n…truncated: the whole diff is in the job summary.\\n';

@@ -563,6 +563,11 @@ def test_the_comment_is_created_once_then_updated(tmp_path: Path, which: str) ->
     assert second["calls"][2][1]["comment_id"] == 3
     assert second["calls"][2][1]["body"] == f"{MARKER}\n{diff}"
 
+    marked = f"{MARKER}\n## agentctl diff\n"  # agentctl's markdown starts with the marker
+    third = run_comment_script(tmp_path, WORKFLOWS[which], marked, others)
+    assert third["ok"], third
+    assert third["calls"][2][1]["body"] == marked
+
 
 @pytest.mark.parametrize("which", sorted(WORKFLOWS))
 def test_a_token_that_cannot_comment_falls_back_to_the_job_summary(tmp_path: Path,
@@ -617,3 +622,15 @@ def test_pre_commit_hooks_run_agentctl_commands_that_exist(runner: CliRunner,
         (tmp_path / "agents" / "example.yaml").read_text().replace("1.2.0", "1.3.0"))
     result = runner.invoke(app, ["render", "--all-envs", "--check", "-C", str(tmp_path)])
     assert result.exit_code == 1, result.output  # the hook fails a stale tree
+
+
+def test_the_docs_name_what_ships() -> None:
+    page = (REPO / "docs" / "diff.md").read_text()
+    assert MARKER in page
+    for workflow in WORKFLOWS.values():
+        assert f"const marker = '{MARKER}';" in workflow
+    assert ".github/workflows/agentctl-diff.yaml" in page
+    assert ".github/workflows/agentctl-diff.yaml" in scaffolding.contents("fleet")
+    words = " ".join(page.split())
+    for hook in yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text()):
+        assert f"`{hook['id']}` runs `{hook['entry']}`" in words, hook["id"]

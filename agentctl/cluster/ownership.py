@@ -6,7 +6,9 @@ manager's forced apply. So "every field agentctl applied is still owned by agent
 entry" means nobody has changed any of them since, which is what makes the digest shortcut
 sound: an object whose live digest annotation equals the desired one and whose applied fields
 are all still agentctl's is unchanged without a dry-run. Fields agentctl never applied (an HPA's
-replicas, a PVC's bound volume, a Deployment's revision annotation) are not looked at.
+replicas, a PVC's bound volume, a Deployment's revision annotation) are not looked at. A
+Secret's `stringData` is write-only (stored as `data`), so a Secret that sets it never takes the
+shortcut.
 
 A FieldsV1 set is a tree: `f:<field>` for a map key, `k:<json>` for an element of a list keyed
 by merge keys, `v:<json>` for an element of a set, `.` for the element itself; an empty
@@ -43,6 +45,10 @@ def unchanged(meta: dict[str, Any], desired: dict[str, Any], digest: str) -> boo
     entry still owns every field of the desired object."""
     annotations = meta.get("annotations") or {}
     if annotations.get(ANNOTATION_DIGEST) != digest:
+        return False
+    if desired.get("kind") == "Secret" and "stringData" in desired:
+        # Write-only: the server moves it into `data`, so agentctl keeps owning `stringData`
+        # while anyone may change the values it wrote.
         return False
     fields = applied_fields(meta, str(desired.get("apiVersion", "")))
     if fields is None:

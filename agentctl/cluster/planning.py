@@ -28,12 +28,15 @@ class Planned:
 
 
 def plan(desired: DesiredEnv, kubeconfig: Path | None = None, context: str | None = None,
-         options: changes.Options | None = None) -> Planned:
+         options: changes.Options | None = None,
+         client: connecting.Client | None = None) -> Planned:
     """The environment's change set against its cluster (`context` overrides the
-    environment's own)."""
+    environment's own; a given `client` is used as is, and left open)."""
     options = options or changes.Options()
-    target = connecting.Target(kubeconfig, context, desired.context)
-    client = connecting.connect(target, pool=options.workers * 2)
+    own = client is None
+    if client is None:
+        target = connecting.Target(kubeconfig, context, desired.context)
+        client = connecting.connect(target, pool=options.workers * 2)
     try:
         connecting.check_identity(client, desired.env, desired.uid)
         resources = discovering.discover(client)
@@ -41,4 +44,5 @@ def plan(desired: DesiredEnv, kubeconfig: Path | None = None, context: str | Non
         return Planned(result, client.server, client.context, Counter(client.sent),
                        sorted(client.warnings))
     finally:
-        client.close()
+        if own:
+            client.close()

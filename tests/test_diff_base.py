@@ -634,3 +634,88 @@ def test_the_docs_name_what_ships() -> None:
     words = " ".join(page.split())
     for hook in yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text()):
         assert f"`{hook['id']}` runs `{hook['entry']}`" in words, hook["id"]
+
+
+# -- The command line: agentctl diff --base ----------------------------------------------------
+
+def test_cli_exit_codes(runner: CliRunner, tmp_path: Path) -> None:
+    repo = new_repo(tmp_path / "repo")
+    copy_example(repo)
+    commit(repo, "fleet")
+    before = checkout_state(repo)
+    result = runner.invoke(app, ["-C", str(repo), "diff", "--base", "HEAD", "--all-envs"])
+    assert result.exit_code == 0, result.output
+    for env in ("dev", "staging", "prod"):
+        assert f"# {env} (namespace agents-{env}, HEAD..working tree)" in result.stdout
+    assert checkout_state(repo) == before
+
+    chat = repo / "agents" / "chat-assistant.yaml"
+    chat.write_text(chat.read_text().replace("chat-agent:1.2.0", "chat-agent:1.3.0"))
+    result = runner.invoke(app, ["diff", "--base", "main", "-e", "dev", "-C", str(repo)])
+    assert result.exit_code == 1, result.output
+    assert "configured Deployment/agents-dev/chat-assistant" in result.stdout
+    assert IMAGE in result.stdout
+    result = runner.invoke(app, ["-C", str(repo), "-o", "json", "diff", "--base", "main",
+                                 "--all-envs"])
+    assert result.exit_code == 1, result.output
+    report = json.loads(result.stdout)
+    changed = [(e["name"], o["kind"], o["name"], o["paths"]) for e in report["environments"]
+               for o in e["objects"] if o["outcome"] != "unchanged"]
+    assert changed == [(env, "Deployment", "chat-assistant", [IMAGE])
+                       for env in ("dev", "prod", "staging")]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--base", "no-such-branch", "--all-envs"], "--base: unknown revision 'no-such-branch'"),
+    (["--base=--output=evil.tar", "-e", "dev"], "--base: '--output=evil.tar' is not a git "
+                                                "revision"),
+    (["--base", "main", "--env", "nope"], "unknown environment 'nope' at both revisions"),
+    (["--base", "main", "--render", "--all-envs"], "--base: compares two renders without a "
+                                                   "cluster"),
+])
+def test_cli_bad_input_is_exit_2_without_a_traceback(runner: CliRunner, tmp_path: Path,
+                                                     args: list[str], message: str) -> None:
+    repo = new_repo(tmp_path / "repo")
+    copy_example(repo)
+    commit(repo, "fleet")
+    result = runner.invoke(app, ["-C", str(repo), "diff", *args])
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert not (repo / "evil.tar").exists()
+
+
+def test_cli_outside_a_repository(runner: CliRunner, tmp_path: Path) -> None:
+    project = copy_example(tmp_path / "plain")
+    result = runner.invoke(app, ["-C", str(project), "diff", "--base", "main", "--all-envs"])
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert result.output.strip() == (f"--base: {project} is not in a git repository: --base "
+                                     "compares git revisions")
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "yaml", "markdown"])
+def test_cli_output_holds_no_secret_value(runner: CliRunner, tmp_path: Path, fmt: str) -> None:
+    repo = vault_repo(tmp_path)
+    result = runner.invoke(app, ["-C", str(repo), "-o", fmt, "--no-color", "diff", "--base",
+                                 "main", "--env", "dev"])
+    assert result.exit_code == 1, result.output
+    assert "vault-token" in result.output
+    for text in forbidden_texts():
+        assert text not in result.output, text
+    if fmt == "markdown":
+        assert result.stdout.startswith(MARKER)
+        assert "| dev | main..working tree | 0 | 2 | 0 | 0 | 0 | 0 |" in result.stdout
+
+
+def test_cli_without_git_is_exit_6(runner: CliRunner, tmp_path: Path,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = new_repo(tmp_path / "repo")
+    copy_example(repo)
+    commit(repo, "fleet")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    result = runner.invoke(app, ["-C", str(repo), "diff", "--base", "main", "--all-envs"])
+    assert result.exit_code == ExitCode.TOOLING, result.output
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert "git is not installed" in result.output

@@ -4,7 +4,11 @@ generated 200-agent fleet (benchmarks/fleet.py), in every environment:
 - no empty list anywhere, and no empty map except where the API gives `{}` a meaning
   (`emptyDir`, `podSelector`, `namespaceSelector`): the API server drops the others, so a GitOps
   tool would show them as a difference forever;
-- no two equal rules in a NetworkPolicy.
+- no two equal rules in a NetworkPolicy;
+- every selector of a non-workload object (Service, PodDisruptionBudget, NetworkPolicy,
+  CiliumNetworkPolicy, ServiceMonitor, PodMonitor, a pod's topology spread) includes the agent
+  label, and one that names no track matches the pods of every track;
+- every PodDisruptionBudget lets unhealthy pods be evicted, and covers every track.
 
 Each check is also run on an object that breaks it, so it cannot pass vacuously.
 """
@@ -17,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from agentctl.manifests import LABEL_AGENT, LABEL_TRACK, WORKLOAD_KINDS, dig, pod_spec_path
 from agentctl.render import pipeline
 from benchmarks import fleet
 from tests.conftest import REPO
@@ -91,3 +96,91 @@ def test_no_network_policy_repeats_a_rule(project: str,
     assert not found, "\n".join(found)
     rule = {"to": [{"namespaceSelector": {}}], "ports": [{"port": 80}]}
     assert duplicate_rules({"spec": {"egress": [rule, dict(rule)]}}) == ["egress[1]"]
+
+
+SELECTOR_PATHS = {
+    "Service": ("spec", "selector"),
+    "PodDisruptionBudget": ("spec", "selector", "matchLabels"),
+    "NetworkPolicy": ("spec", "podSelector", "matchLabels"),
+    "CiliumNetworkPolicy": ("spec", "endpointSelector", "matchLabels"),
+    "ServiceMonitor": ("spec", "selector", "matchLabels"),
+    "PodMonitor": ("spec", "selector", "matchLabels"),
+}
+
+
+def selectors(body: dict[str, Any]) -> list[tuple[str, dict[str, str]]]:
+    """(where, matchLabels) of every selector of `body` that is not a workload's own."""
+    found = []
+    path = SELECTOR_PATHS.get(body["kind"])
+    if path is not None:
+        found.append((".".join(path), dig(body, path) or {}))
+    pod_path = pod_spec_path(body)
+    pod = dig(body, pod_path) if pod_path else None
+    for i, spread in enumerate((pod or {}).get("topologySpreadConstraints") or []):
+        found.append((f"topologySpreadConstraints[{i}]",
+                      (spread.get("labelSelector") or {}).get("matchLabels") or {}))
+    return found
+
+
+def selector_problems(objects: list[dict[str, Any]]) -> list[str]:
+    pods: dict[str, list[dict[str, str]]] = {}
+    for body in objects:
+        if body["kind"] in WORKLOAD_KINDS:
+            labels = body["spec"]["template"]["metadata"]["labels"]
+            pods.setdefault(labels[LABEL_AGENT], []).append(labels)
+    problems = []
+    for body in objects:
+        agent = body["metadata"]["labels"][LABEL_AGENT]
+        for where, wanted in selectors(body):
+            if wanted.get(LABEL_AGENT) != agent:
+                problems.append(f"{describe(body)}: {where} lacks {LABEL_AGENT}={agent}")
+            elif LABEL_TRACK not in wanted:
+                missed = [p[LABEL_TRACK] for p in pods.get(agent, [])
+                          if not wanted.items() <= p.items()]
+                if missed:
+                    problems.append(f"{describe(body)}: {where} misses tracks {missed}")
+    return problems
+
+
+@pytest.mark.parametrize("project", ["example", "features", "generated"])
+def test_every_selector_names_the_agent_and_a_trackless_one_covers_every_track(
+        project: str, bodies: dict[str, list[dict[str, Any]]]) -> None:
+    problems = selector_problems(bodies[project])
+    assert not problems, "\n".join(problems)
+
+
+def test_every_kind_with_a_selector_is_checked(bodies: dict[str, list[dict[str, Any]]]) -> None:
+    everything = [b for found in bodies.values() for b in found]
+    kinds = {b["kind"] for b in everything if selectors(b)}
+    assert kinds >= {*SELECTOR_PATHS, "Deployment", "StatefulSet"}, kinds
+    # The check fails on what the issue found: a name-only selector, and a track missed.
+    dev = [b for b in bodies["example"] if b["metadata"]["namespace"] == "agents-dev"]
+    [service] = [b for b in dev if b["kind"] == "Service"
+                 and b["metadata"]["name"] == "gpu-inference"]
+    broken = {**service, "spec": {**service["spec"], "selector": {
+        "app.kubernetes.io/name": "gpu-inference"}}}
+    [workload] = [b for b in dev if b["kind"] == "Deployment"
+                  and b["metadata"]["name"] == "gpu-inference"]
+    assert selector_problems([broken, workload]) == [
+        "Service/agents-dev/gpu-inference: spec.selector lacks "
+        "agent.inferensys.com/agent=gpu-inference"]
+    canary = {**workload, "spec": {**workload["spec"], "template": {
+        **workload["spec"]["template"], "metadata": {"labels": {
+            **workload["spec"]["template"]["metadata"]["labels"], LABEL_TRACK: "canary",
+            LABEL_AGENT: "gpu-inference"}}}}}
+    trackless = {**service, "spec": {**service["spec"], "selector": {
+        **service["spec"]["selector"], "app.kubernetes.io/instance": "elsewhere"}}}
+    del trackless["spec"]["selector"][LABEL_TRACK]
+    assert selector_problems([trackless, workload, canary]) == [
+        "Service/agents-dev/gpu-inference: spec.selector misses tracks ['main', 'canary']"]
+
+
+@pytest.mark.parametrize("project", ["example", "features", "generated"])
+def test_every_disruption_budget_lets_unhealthy_pods_go(
+        project: str, bodies: dict[str, list[dict[str, Any]]]) -> None:
+    budgets = [b for b in bodies[project] if b["kind"] == "PodDisruptionBudget"]
+    if project != "features":
+        assert budgets
+    held = [describe(b) for b in budgets
+            if b["spec"].get("unhealthyPodEvictionPolicy") != "AlwaysAllow"]
+    assert not held, held

@@ -37,6 +37,14 @@ class Policy(StrictModel):
     """Namespaces rendered objects may target (default: the environment's namespace)."""
 
 
+class Nodes(StrictModel):
+    """What the cluster's nodes offer, as far as rendering needs to know."""
+
+    zones: bool = False
+    """The nodes are spread over zones (labelled `topology.kubernetes.io/zone`): agents with
+    more than one pod also spread across zones."""
+
+
 class EnvironmentSpec(StrictModel):
     cluster: ClusterRef = Field(default_factory=ClusterRef)
     namespace: DNS1123Label
@@ -48,6 +56,7 @@ class EnvironmentSpec(StrictModel):
     policy: Policy = Field(default_factory=Policy)
     images: Images = Field(default_factory=Images)
     prune: bool = True
+    nodes: Nodes = Field(default_factory=Nodes)
 
     @model_validator(mode="after")
     def _namespaces(self) -> Self:

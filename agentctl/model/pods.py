@@ -112,7 +112,10 @@ class Runtime(StrictModel):
     node_selector: dict[str, str] = Field(default_factory=dict)
     tolerations: Tolerations = Field(default_factory=list)
     affinity: Affinity | None = None
-    topology_spread_constraints: TopologySpreadConstraints = Field(default_factory=list)
+    topology_spread_constraints: TopologySpreadConstraints | None = None
+    """Unset: when more than one pod can run, a soft spread (`ScheduleAnyway`) of the agent's
+    pods across nodes, and across zones where the environment declares `nodes.zones`. A list
+    replaces that default; `[]` renders none."""
     priority_class_name: DNS1123Subdomain | None = None
     runtime_class_name: DNS1123Subdomain | None = None
     image_pull_secrets: list[LocalObjectReference] = Field(default_factory=list)

@@ -31,6 +31,8 @@ dict it is given (Go templates return only strings).
       "agent.inferensys.com/environment" $v.environment.name
       "agent.inferensys.com/track" "main") $agentLabels) -}}
 {{- $_ := set . "selector" (dict "app.kubernetes.io/name" $name "agent.inferensys.com/track" "main") -}}
+{{- $_ := set . "agentSelector" (dict "app.kubernetes.io/name" $name "agent.inferensys.com/agent" $name) -}}
+{{- $_ := set . "serviceSelector" (dict "app.kubernetes.io/name" $name "agent.inferensys.com/agent" $name "agent.inferensys.com/track" "main") -}}
 {{- $_ := set . "configMap" (printf "%s-config" $name) -}}
 {{- $metricsPort := $spec.observability.metrics.port -}}
 {{- $_ := set . "separateMetricsPort" (and $metricsPort (ne (toString $metricsPort) (toString $spec.runtime.port))) -}}

@@ -26,7 +26,7 @@ metadata:
   labels: {"agent.inferensys.com/service-role": "main"}
 spec:
   type: {{ .spec.network.service.type | toJson }}
-  selector: {{ .selector | toJson }}
+  selector: {{ .serviceSelector | toJson }}
   ports: {{ .servicePorts | toJson }}
 {{- end -}}
 
@@ -39,7 +39,7 @@ metadata:
 spec:
   clusterIP: None
   publishNotReadyAddresses: true
-  selector: {{ .selector | toJson }}
+  selector: {{ .serviceSelector | toJson }}
   ports: {{ .servicePorts | toJson }}
 {{- end -}}
 
@@ -50,6 +50,7 @@ metadata:
   name: {{ .name | toJson }}
 spec:
   maxUnavailable: {{ dig "network" "pdb" "maxUnavailable" 1 .spec | toJson }}
+  unhealthyPodEvictionPolicy: "AlwaysAllow"
   selector:
-    matchLabels: {{ dict "app.kubernetes.io/name" .name | toJson }}
+    matchLabels: {{ .agentSelector | toJson }}
 {{- end -}}

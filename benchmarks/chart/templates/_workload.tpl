@@ -92,8 +92,15 @@
       "terminationGracePeriodSeconds" $spec.lifecycle.terminationGracePeriodSeconds
       "enableServiceLinks" false "securityContext" $podSecurity
       "containers" (list $container) "volumes" $volumes -}}
-{{- range $key := list "nodeSelector" "tolerations" "affinity" "topologySpreadConstraints" "priorityClassName" "runtimeClassName" "imagePullSecrets" -}}
+{{- range $key := list "nodeSelector" "tolerations" "affinity" "priorityClassName" "runtimeClassName" "imagePullSecrets" -}}
 {{- with index $spec.runtime $key }}{{ $_ := set $pod $key . }}{{ end -}}
+{{- end -}}
+{{- /* Placement: more than one replica spreads softly over nodes (the fleet declares no zones). */ -}}
+{{- if hasKey $spec.runtime "topologySpreadConstraints" -}}
+{{- with $spec.runtime.topologySpreadConstraints }}{{ $_ := set $pod "topologySpreadConstraints" . }}{{ end -}}
+{{- else if gt (int ($spec.replicas | default 1)) 1 -}}
+{{- $_ := set $pod "topologySpreadConstraints" (list (dict "maxSkew" 1 "topologyKey" "kubernetes.io/hostname"
+      "whenUnsatisfiable" "ScheduleAnyway" "labelSelector" (dict "matchLabels" .agentSelector))) -}}
 {{- end -}}
 {{- $workload := dict "replicas" ($spec.replicas | default 1)
       "revisionHistoryLimit" $spec.rollout.revisionHistoryLimit

@@ -26,7 +26,6 @@ import argparse
 import os
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -119,8 +118,8 @@ def drift(kubeconfig: Path, desired: DesiredEnv, share: float) -> int:
             ns, name = manifest.ref.namespace, manifest.ref.name
             if manifest.ref.kind == "ConfigMap":
                 path = f"/api/v1/namespaces/{ns}/configmaps/{name}"
-                body: dict[str, Any] = {"data": {k: "drifted" for k in
-                                                 list(manifest.body.get("data") or {})[:1]}}
+                first = list(manifest.body.get("data") or {})[:1]
+                body: dict[str, Any] = {"data": dict.fromkeys(first, "drifted")}
             else:
                 path = f"/apis/apps/v1/namespaces/{ns}/deployments/{name}/scale"
                 body = {"spec": {"replicas": manifest.body["spec"]["replicas"] + 1}}

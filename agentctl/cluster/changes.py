@@ -240,6 +240,19 @@ def _conflicts(response: Response) -> dict[str, list[str]]:
     return {path: sorted(set(managers)) for path, managers in found.items()}
 
 
+def apply_failure(manifest: Manifest, response: Response) -> str:
+    """One line on why a server-side apply of `manifest` (dry-run or real) failed: a conflict
+    names the other managers and their fields, an immutable field says the object must be
+    replaced; no Secret value is quoted."""
+    conflicts = _conflicts(response) if response.status == 409 else {}
+    if conflicts:
+        return "conflict: " + "; ".join(
+            f"{path} is owned by {', '.join(managers)}"
+            for path, managers in sorted(conflicts.items())) + (
+            " (--force-conflicts takes them over)")
+    return _reason(manifest, response)
+
+
 def _failure(work: _Work, manifest: Manifest, response: Response) -> Change:
     ref, api_version = manifest.ref, manifest.api_version
     if response.status == 404 and ref.namespace in work.creating_namespaces:

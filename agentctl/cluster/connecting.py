@@ -65,6 +65,8 @@ class Response:
     status: int
     body: Any
     warnings: list[str] = field(default_factory=list)
+    date: str = ""
+    """The server's `Date` header: its clock, to one second (leases are judged by it)."""
 
     @property
     def ok(self) -> bool:
@@ -131,7 +133,7 @@ class Client:
             decoded = json.loads(data) if data else None
         except ValueError:
             decoded = data.decode("utf-8", "replace")[:200]
-        return Response(raw.status, decoded, warnings)
+        return Response(raw.status, decoded, warnings, str(raw.response.headers.get("Date") or ""))
 
     def close(self) -> None:
         self._api.close()

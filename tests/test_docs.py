@@ -126,7 +126,7 @@ def test_reference_shows_defaults_from_factories() -> None:
     text = (DOCS / "reference" / "agent.md").read_text()
     assert "| `port` | integer | `8080` |" in text
     assert "`{cpu: 100m, memory: 384Mi}`" in text  # resources.requests
-    assert "| `failureThreshold` | integer | `60` |" in text  # lifecycle.probes.startup
+    assert "| `budgetSeconds` | integer | `600` |" in text  # lifecycle.probes.startup
     assert "| `runtime` | object ([`spec.runtime`](#spec-runtime)) | **required** |" in text
 
 

@@ -1,11 +1,12 @@
 """What the built-in blueprint puts in the pod template, through the CLI on small projects:
-placement across nodes and zones.
+placement across nodes and zones, probes and the pre-stop drain.
 
 Input: the minimal valid project of tests/hostile/projects.py, altered per case.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,15 @@ import pytest
 import yaml
 from typer.testing import Result
 
-from tests.hostile.projects import AGENT_FILE, ENV_FILE, agent, env, invoke, write_project
+from tests.hostile.projects import (
+    AGENT_FILE,
+    AT_AGENT,
+    ENV_FILE,
+    agent,
+    env,
+    invoke,
+    write_project,
+)
 
 SELECTOR = {"app.kubernetes.io/name": "x", "agent.inferensys.com/agent": "x"}
 
@@ -60,3 +69,71 @@ def test_the_agent_replaces_or_removes_the_spread(tmp_path: Path) -> None:
     assert pod["topologySpreadConstraints"] == own
     pod = pod_of(tmp_path / "none", {"replicas": 3, "runtime": {"topologySpreadConstraints": []}})
     assert "topologySpreadConstraints" not in pod
+
+
+def container_of(tmp_path: Path, spec: dict[str, Any]) -> dict[str, Any]:
+    container: dict[str, Any] = pod_of(tmp_path, spec)["containers"][0]
+    return container
+
+
+def test_liveness_and_readiness_ask_different_questions(tmp_path: Path) -> None:
+    agent_container = container_of(tmp_path, {})
+    readiness, liveness = agent_container["readinessProbe"], agent_container["livenessProbe"]
+    assert readiness["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert liveness["httpGet"] == {"path": "/livez", "port": "http"}
+    # A busy event loop answers late: 10 s per check, 6 misses (2 minutes) before a restart.
+    assert (liveness["timeoutSeconds"], liveness["periodSeconds"],
+            liveness["failureThreshold"]) == (10, 20, 6)
+
+
+def test_a_liveness_check_shorter_than_five_seconds_is_refused(tmp_path: Path) -> None:
+    spec = {"lifecycle": {"probes": {"liveness": {"timeoutSeconds": 1}}}}
+    root = write_project(tmp_path, {AGENT_FILE: agent(spec)})
+    result = invoke(root)
+    assert result.exit_code == 2, result.output
+    assert re.search(AT_AGENT + r": spec\.lifecycle\.probes\.liveness\.timeoutSeconds: Input "
+                     r"should be greater than or equal to 5", result.output), result.output
+
+
+@pytest.mark.parametrize(("budget", "period", "threshold"), [(600, 10, 60), (1800, 10, 180),
+                                                              (95, 10, 10), (5, 10, 1)])
+def test_the_startup_budget_becomes_the_failure_threshold(
+        tmp_path: Path, budget: int, period: int, threshold: int) -> None:
+    startup = {"budgetSeconds": budget, "periodSeconds": period}
+    probe = container_of(tmp_path, {"lifecycle": {"probes": {"startup": startup}}})[
+        "startupProbe"]
+    assert probe["failureThreshold"] == threshold
+    assert probe["periodSeconds"] * probe["failureThreshold"] >= budget
+    assert probe["httpGet"] == {"path": "/readyz", "port": "http"}  # ready = model loaded
+
+
+def test_the_startup_probe_follows_the_readiness_endpoint(tmp_path: Path) -> None:
+    probes = {"readiness": {"path": "/ready", "port": 9000}}
+    probe = container_of(tmp_path, {"lifecycle": {"probes": probes}})["startupProbe"]
+    assert probe["httpGet"] == {"path": "/ready", "port": 9000}
+
+
+def test_pre_stop_calls_the_drain_endpoint_or_sleeps(tmp_path: Path) -> None:
+    hooks = container_of(tmp_path / "sleep", {})["lifecycle"]
+    assert hooks == {"preStop": {"sleep": {"seconds": 15}}}
+    lifecycle = {"preStop": {"path": "/drain", "drainSeconds": 45},
+                 "postStart": {"command": ["/agent", "validate"]},
+                 "terminationGracePeriodSeconds": 60}
+    hooks = container_of(tmp_path / "drain", {"lifecycle": lifecycle})["lifecycle"]
+    assert hooks == {"preStop": {"httpGet": {"path": "/drain", "port": "http"}},
+                     "postStart": {"exec": {"command": ["/agent", "validate"]}}}
+
+
+@pytest.mark.parametrize(("lifecycle", "field", "message"), [
+    ({"preStop": {"path": "/drain", "drainSeconds": 60}}, "terminationGracePeriodSeconds",
+     r"terminationGracePeriodSeconds \(60\) must exceed preStop\.drainSeconds \(60\)"),
+    ({"preStop": {"port": 9000}}, "preStop.port",
+     "port applies only to a drain endpoint: set path too"),
+])
+def test_a_drain_that_does_not_fit_is_refused(tmp_path: Path, lifecycle: dict[str, Any],
+                                              field: str, message: str) -> None:
+    root = write_project(tmp_path, {AGENT_FILE: agent({"lifecycle": lifecycle})})
+    result = invoke(root)
+    assert result.exit_code == 2, result.output
+    assert re.search(AT_AGENT + rf": spec\.lifecycle\.{re.escape(field)}: {message}",
+                     result.output), result.output

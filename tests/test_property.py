@@ -88,17 +88,20 @@ def tools(draw: st.DrawFn) -> list[dict[str, Any]]:
 
 @st.composite
 def probes(draw: st.DrawFn) -> dict[str, Any]:
-    out = {}
+    out: dict[str, Any] = {}
     for kind in draw(st.lists(st.sampled_from(["startup", "readiness", "liveness"]),
                               unique=True)):
         out[kind] = {
             "enabled": draw(st.booleans()),
             "path": draw(st.from_regex(r"\A/[a-z0-9/_-]{0,20}\Z")),
             "periodSeconds": draw(st.integers(1, 60)),
-            "timeoutSeconds": draw(st.integers(1, 30)),
-            "failureThreshold": draw(st.integers(1, 100)),
-            "initialDelaySeconds": draw(st.integers(0, 600)),
+            "timeoutSeconds": draw(st.integers(5 if kind == "liveness" else 1, 30)),
         }
+        if kind == "startup":
+            out[kind]["budgetSeconds"] = draw(st.integers(1, 7200))
+        else:
+            out[kind]["failureThreshold"] = draw(st.integers(1, 100))
+            out[kind]["initialDelaySeconds"] = draw(st.integers(0, 600))
     return out
 
 

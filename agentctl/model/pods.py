@@ -244,27 +244,46 @@ class Sidecar(Container):
 
 class Probe(StrictModel):
     enabled: bool = True
-    path: AbsolutePath = "/health"
+    path: AbsolutePath = "/readyz"
     port: Port | None = None
     """Defaults to the runtime port."""
     initial_delay_seconds: Annotated[int, Field(ge=0)] = 0
     period_seconds: Annotated[int, Field(ge=1)] = 10
-    timeout_seconds: Annotated[int, Field(ge=1)] = 1
+    timeout_seconds: Annotated[int, Field(ge=1)] = 5
     failure_threshold: Annotated[int, Field(ge=1)] = 3
 
 
-class StartupProbe(Probe):
-    """Up to 10 s × 60 = 10 minutes to start (a model server loading weights)."""
-
-    failure_threshold: Annotated[int, Field(ge=1)] = 60
-
-
 class LivenessProbe(Probe):
+    """Restarts a pod that stopped answering. A busy agent (or a model server's event loop in
+    the middle of a long generation) answers late, not never: at least 5 s per check, and by
+    default 6 misses in a row (2 minutes) before a restart."""
+
+    path: AbsolutePath = "/livez"
     period_seconds: Annotated[int, Field(ge=1)] = 20
+    timeout_seconds: Annotated[int, Field(ge=5)] = 10
+    failure_threshold: Annotated[int, Field(ge=1)] = 6
+
+
+class StartupProbe(StrictModel):
+    """Holds back the other probes until the agent is ready the first time (its model loaded).
+    Probes start after the init containers, so a model download is not part of the budget."""
+
+    enabled: bool = True
+    path: AbsolutePath | None = None
+    """Defaults to the readiness probe's path."""
+    port: Port | None = None
+    """Defaults to the readiness probe's port (the runtime port)."""
+    period_seconds: Annotated[int, Field(ge=1)] = 10
+    timeout_seconds: Annotated[int, Field(ge=1)] = 5
+    budget_seconds: Annotated[int, Field(ge=1, le=86400)] = 600
+    """How long the agent may take to become ready after its containers start (loading a model
+    into memory); the probe's failureThreshold is this over periodSeconds, rounded up."""
 
 
 class Probes(StrictModel):
-    """Each probe keeps its own defaults under a partial override (`liveness: {path: /live}`)."""
+    """Each probe keeps its own defaults under a partial override (`liveness: {path: /live}`).
+    Liveness and readiness ask different questions, on different paths by default: is the
+    process alive (`/livez`), and can it take a request now (`/readyz`)."""
 
     startup: StartupProbe = Field(default_factory=StartupProbe)
     readiness: Probe = Field(default_factory=Probe)
@@ -277,7 +296,20 @@ class ExecHook(StrictModel):
 
 class PreStop(StrictModel):
     drain_seconds: Annotated[int, Field(ge=0, le=3600)] = 15
-    """Seconds the pod keeps serving after it is removed from endpoints, before SIGTERM."""
+    """Seconds the pod keeps serving after it is removed from endpoints, before SIGTERM; with
+    `path`, the time the drain endpoint may take."""
+    path: AbsolutePath | None = None
+    """The agent's drain endpoint: preStop GETs it (instead of sleeping), and it answers once
+    the agent has stopped taking new tasks, finished the ones in flight and flushed its state,
+    within drainSeconds."""
+    port: Port | None = None
+    """Port of the drain endpoint; defaults to the runtime port."""
+
+    @model_validator(mode="after")
+    def _port_needs_path(self) -> Self:
+        if self.port is not None and self.path is None:
+            raise rule("port", "port applies only to a drain endpoint: set path too")
+        return self
 
 
 class Lifecycle(StrictModel):

@@ -59,11 +59,21 @@
 {{- end -}}
 {{- /* Probes; `enabled` defaults to true. */ -}}
 {{- $probes := dict -}}
-{{- range $kind, $p := $spec.lifecycle.probes -}}
+{{- $readiness := $spec.lifecycle.probes.readiness -}}
+{{- range $kind := list "readiness" "liveness" -}}
+{{- $p := index $spec.lifecycle.probes $kind -}}
 {{- if or (not (hasKey $p "enabled")) $p.enabled -}}
 {{- $_ := set $probes (printf "%sProbe" $kind) (dict "httpGet" (dict "path" $p.path "port" ($p.port | default "http"))
       "initialDelaySeconds" $p.initialDelaySeconds "periodSeconds" $p.periodSeconds
       "timeoutSeconds" $p.timeoutSeconds "failureThreshold" $p.failureThreshold) -}}
+{{- end -}}
+{{- end -}}
+{{- /* The startup probe: the readiness endpoint by default, failureThreshold from the budget. */ -}}
+{{- with $spec.lifecycle.probes.startup -}}
+{{- if or (not (hasKey . "enabled")) .enabled -}}
+{{- $_ := set $probes "startupProbe" (dict "httpGet" (dict "path" (.path | default $readiness.path) "port" (.port | default ($readiness.port | default "http")))
+      "periodSeconds" .periodSeconds "timeoutSeconds" .timeoutSeconds
+      "failureThreshold" (div (add .budgetSeconds (sub .periodSeconds 1)) .periodSeconds)) -}}
 {{- end -}}
 {{- end -}}
 {{- $ports := list (dict "name" "http" "containerPort" $spec.runtime.port "protocol" "TCP") -}}
@@ -84,7 +94,9 @@
 {{- with index $spec.runtime $key }}{{ $_ := set $container $key . }}{{ end -}}
 {{- end -}}
 {{- range $key, $probe := $probes }}{{ $_ := set $container $key $probe }}{{ end -}}
-{{- $hooks := dict "preStop" (dict "sleep" (dict "seconds" $spec.lifecycle.preStop.drainSeconds)) -}}
+{{- $drain := $spec.lifecycle.preStop -}}
+{{- $hooks := dict "preStop" (dict "sleep" (dict "seconds" $drain.drainSeconds)) -}}
+{{- with $drain.path }}{{ $hooks = dict "preStop" (dict "httpGet" (dict "path" . "port" ($drain.port | default "http"))) }}{{ end -}}
 {{- with $spec.lifecycle.postStart }}{{ $_ := set $hooks "postStart" (dict "exec" (dict "command" .command)) }}{{ end -}}
 {{- $_ := set $container "lifecycle" $hooks -}}
 {{- $pod := dict "serviceAccountName" (ternary $name $sa.name (eq (toString $sa.create) "true"))

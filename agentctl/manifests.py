@@ -179,12 +179,14 @@ def sha256_json(value: Any) -> str:
 
 def digest(body: dict[str, Any]) -> str:
     """`sha256:<hex>` of the object's canonical JSON without the digest annotation."""
-    annotations = (body.get("metadata") or {}).get("annotations") or {}
-    if ANNOTATION_DIGEST in annotations:
-        body = json.loads(json.dumps(body))
-        del body["metadata"]["annotations"][ANNOTATION_DIGEST]
-        if not body["metadata"]["annotations"]:
-            del body["metadata"]["annotations"]
+    meta = body.get("metadata")
+    annotations = meta.get("annotations") if isinstance(meta, dict) else None
+    if isinstance(annotations, dict) and ANNOTATION_DIGEST in annotations:
+        rest = {k: v for k, v in annotations.items() if k != ANNOTATION_DIGEST}
+        meta = {k: v for k, v in meta.items() if k != "annotations"}  # type: ignore[union-attr]
+        if rest:
+            meta["annotations"] = rest
+        body = {**body, "metadata": meta}  # shallow copies: the body is left alone
     return "sha256:" + hashlib.sha256(canonical_json(body).encode()).hexdigest()
 
 

@@ -96,10 +96,11 @@ def compute(client: Client, resources: Resources, desired: DesiredEnv,
                                 workers=work.options.workers)
     changes = [_parent_change(work, live_parent)]
     shortcut, pending = [], []
+    keys: dict[str, Any] = {}
     for manifest in desired.manifests:
         live = work.live.get(_key(manifest.ref))
         if (live is not None and not work.options.full
-                and ownership.unchanged(live.meta, manifest.body, manifest.digest)):
+                and ownership.unchanged(live.meta, manifest.body, manifest.digest, keys)):
             shortcut.append(manifest)
         else:
             pending.append(manifest)

@@ -40,9 +40,11 @@ def applied_fields(meta: dict[str, Any], api_version: str,
     return None
 
 
-def unchanged(meta: dict[str, Any], desired: dict[str, Any], digest: str) -> bool:
+def unchanged(meta: dict[str, Any], desired: dict[str, Any], digest: str,
+              keys: dict[str, Any] | None = None) -> bool:
     """The digest shortcut: the live object carries the desired digest and agentctl's Apply
-    entry still owns every field of the desired object."""
+    entry still owns every field of the desired object. `keys`: a memo of parsed `k:` keys,
+    shared by the calls of one run (they repeat from object to object)."""
     annotations = meta.get("annotations") or {}
     if annotations.get(ANNOTATION_DIGEST) != digest:
         return False
@@ -58,11 +60,12 @@ def unchanged(meta: dict[str, Any], desired: dict[str, Any], digest: str) -> boo
                         if k not in _IDENTITY_META}
     if not body["metadata"]:
         del body["metadata"]
-    return covers(fields, body)
+    return covers(fields, body, {} if keys is None else keys)
 
 
-def covers(fields: Any, value: Any) -> bool:
+def covers(fields: Any, value: Any, keys: dict[str, Any] | None = None) -> bool:
     """Whether the FieldsV1 node `fields` owns every leaf of `value`."""
+    keys = {} if keys is None else keys
     if not isinstance(fields, dict):
         return False
     if not fields:  # a leaf, or an atomic map or list: owned whole
@@ -70,40 +73,49 @@ def covers(fields: Any, value: Any) -> bool:
     if isinstance(value, dict):
         for key, item in value.items():
             node = fields.get(f"f:{key}")
-            if node is None or not covers(node, item):
+            if node is None:
                 return False
+            if isinstance(item, (dict, list)) and not covers(node, item, keys):
+                return False  # (a scalar is owned when its node is there)
         return True
     if isinstance(value, list):
         for item in value:
-            node = element(fields, item)
-            if node is None or not covers(node, item):
+            node = element(fields, item, keys)
+            if node is None or (isinstance(item, (dict, list)) and not covers(node, item, keys)):
                 return False
         return True
     return True
 
 
-def element(fields: dict[str, Any], item: Any) -> dict[str, Any] | None:
+def element(fields: dict[str, Any], item: Any,
+            keys: dict[str, Any] | None = None) -> dict[str, Any] | None:
     """The node of list element `item`: `v:<json>` for a set member, the `k:<json>` entry whose
     keys agree with the item's (a key the item lacks was defaulted by the server, such as a
-    port's protocol), or None."""
+    port's protocol), or None. `keys` memoises parsed `k:` keys."""
     if not isinstance(item, dict):
         node = fields.get("v:" + json.dumps(item, separators=(",", ":"), ensure_ascii=False))
         return node if isinstance(node, dict) else None
+    if "name" in item:  # most keyed lists are keyed by name alone: no parsing
+        node = fields.get('k:{"name":' + json.dumps(item["name"], ensure_ascii=False) + "}")
+        if isinstance(node, dict):
+            return node
+    keys = {} if keys is None else keys
     best: dict[str, Any] | None = None
     for key, node in fields.items():
-        if not key.startswith("k:"):
+        if not key.startswith("k:") or not isinstance(node, dict):
             continue
-        try:
-            keys = json.loads(key[2:])
-        except ValueError:
-            continue
-        if not isinstance(keys, dict):
-            continue
-        shared = [k for k in keys if k in item]
-        if shared and all(item[k] == keys[k] for k in shared):
-            if len(shared) == len(keys):
-                return node if isinstance(node, dict) else None
-            best = best or (node if isinstance(node, dict) else None)
+        parsed = keys.get(key)
+        if parsed is None:
+            try:
+                parsed = json.loads(key[2:])
+            except ValueError:
+                parsed = {}
+            keys[key] = parsed = parsed if isinstance(parsed, dict) else {}
+        shared = [k for k in parsed if k in item]
+        if shared and all(item[k] == parsed[k] for k in shared):
+            if len(shared) == len(parsed):
+                return node
+            best = best or node
     return best
 
 

@@ -30,9 +30,10 @@ MAX_FILE_BYTES = 4 * 1024 * 1024
 PROJECT_FILE = "agentctl.yaml"
 
 
-def load(root: Path) -> Inputs:
+def load(root: Path, agents: bool = True) -> Inputs:
     """Load a project. Problems are collected in `Inputs.problems`, not raised, so that later
-    stages can report theirs in the same run; what failed to load is left out."""
+    stages can report theirs in the same run; what failed to load is left out. Without
+    `agents`, only the project and its environments (what acting on a committed tree needs)."""
     problems: list[Problem] = []
     project = _load_project(root, problems)
     inputs = Inputs(root=root, project=project)
@@ -51,6 +52,9 @@ def load(root: Path) -> Inputs:
     if not env_dir.is_dir():
         problems.append(Problem(file=_rel(env_dir, root), message="no environments directory"))
     seen: dict[str, AgentDoc] = {}
+    if not agents:
+        inputs.problems = sorted(set(problems))
+        return inputs
     for path in _yaml_files(root / project.spec.agents):
         for doc, source in _documents(path, root, problems):
             agent = _load_agent(doc, source, problems)

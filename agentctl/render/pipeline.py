@@ -20,12 +20,12 @@ from typing import Any, TypeVar
 
 from agentctl.errors import InputError, Problem, StaleOutputError
 from agentctl.manifests import (
+    ANNOTATION_DIGEST,
     LABEL_AGENT,
     DesiredEnv,
     Manifest,
     applyset_id,
     applyset_parent_name,
-    digest,
 )
 from agentctl.render import blueprints, finishing, formatting, loading, merging, writing
 from agentctl.render.inputs import AgentDoc, Inputs
@@ -341,7 +341,7 @@ def desired(root: Path, envs: tuple[str, ...] = (), all_envs: bool = False,
         raise ValueError(source)
     warnings: list[Problem] = []
     if source == "committed":
-        inputs = loading.load(root)
+        inputs = loading.load(root, agents=False)  # the committed tree is what is applied
         if inputs.problems:
             raise InputError(sorted(set(inputs.problems), key=_problem_order))
         selected = select_envs(inputs, envs, all_envs)
@@ -369,21 +369,35 @@ def desired(root: Path, envs: tuple[str, ...] = (), all_envs: bool = False,
     return DesiredResult(out_envs, warnings, source)
 
 
+COMMITTED_CHUNK = 250
+"""Committed files parsed per task; a tree of more than one chunk is parsed by worker
+processes (from the main thread), libyaml's Python-side construction being most of a diff's
+start on a large fleet (benchmarks/README.md)."""
+
+
 def _committed(inputs: Inputs, env: str, warnings: list[Problem]) -> EnvRender:
     out = inputs.root / inputs.project.spec.output
     committed = writing.read_committed(out, env)
     warnings += committed.warnings
     applyset = _applyset(inputs, env)
     environment = merging.environment_of(inputs, env)
+    files = committed.files
+    tasks = [files[i:i + COMMITTED_CHUNK] for i in range(0, len(files), COMMITTED_CHUNK)]
+    workers = _worker_count(None, len(tasks) * PARALLEL_MIN_AGENTS)
+    if workers > 1 and len(tasks) > 1:
+        parsed = _forked(writing.parse_committed, (out / env,), tasks, workers)
+    else:
+        parsed = [writing.parse_committed(out / env, task) for task in tasks]
+    problems = [p for _, found in parsed for p in found]
     manifests = []
-    for name, body in committed.objects:
+    for name, body in (item for objects, _ in parsed for item in objects):
         labels = (body.get("metadata") or {}).get("labels") or {}
         manifest = Manifest(body, str(labels.get(LABEL_AGENT, "")), "", name)
         manifest.file = name
-        manifest.digest = digest(body)
+        manifest.digest = body["metadata"]["annotations"][ANNOTATION_DIGEST]
         manifests.append(manifest)
-    problems = finishing.check_committed(environment, applyset, manifests,
-                                         inputs.project.spec.scopes)
+    problems += finishing.check_committed(environment, applyset, manifests,
+                                          inputs.project.spec.scopes)
     if committed.applyset != applyset:
         problems.append(Problem(file=str(out / env / writing.PROVENANCE), message=(
             f"records ApplySet {committed.applyset}, but environment {env} is {applyset}: "

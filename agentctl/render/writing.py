@@ -35,7 +35,7 @@ from typing import Any
 import yaml
 
 from agentctl.errors import InputError, Problem, StaleOutputError
-from agentctl.manifests import Manifest, digest
+from agentctl.manifests import ANNOTATION_DIGEST, Manifest, digest
 from agentctl.render import yamlparsing
 
 PROVENANCE = "provenance.json"
@@ -353,20 +353,21 @@ def check(result: Plan) -> None:
 
 @dataclass
 class Committed:
-    """An environment's committed tree, read back and checked against its provenance.json."""
+    """An environment's committed tree, as read from disk: what its provenance.json vouches
+    for, and the files it does not list."""
 
     env: str
     applyset: str
-    objects: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    """(file, object), in provenance order; each object has its recorded digest."""
+    files: list[tuple[str, str, bytes]] = field(default_factory=list)
+    """(file, recorded digest, content), in provenance order."""
     warnings: list[Problem] = field(default_factory=list)
 
 
 def read_committed(out: Path, env: str) -> Committed:
-    """The objects `provenance.json` vouches for under `out/<env>/`, each read without
-    following a symlink and parsed by the loader that refuses alias bombs. A listed file that
-    is missing, unreadable or no longer has its recorded digest is an InputError naming it;
-    files the provenance does not list are foreign (a warning)."""
+    """The files `provenance.json` lists under `out/<env>/`, each read without following a
+    symlink. A listed file that is missing or unreadable is an InputError naming it; files the
+    provenance does not list are foreign (a warning). Contents are checked by
+    `parse_committed`."""
     tree = _Tree(out, create=False)
     problems: list[Problem] = []
     where = out / env / PROVENANCE
@@ -395,15 +396,24 @@ def read_committed(out: Path, env: str) -> Committed:
                 problems.append(Problem(file=str(where), message=(
                     f"lists {name!r}, which is not a file agentctl writes")))
                 continue
-            body = _committed_object(tree, env, name, str(entry.get("digest")), problems)
-            if body is not None:
-                result.objects.append((name, body))
-        known = {name for name, _ in result.objects} | {PROVENANCE}
+            parts = (env, *name.split("/"))
+            try:
+                data = tree.read(parts)
+            except OSError as err:
+                problems.append(_unsafe(tree, parts, err))
+                continue
+            if data is None:
+                problems.append(Problem(file=str(out.joinpath(*parts)), message=(
+                    f"listed in provenance.json but missing: run agentctl render --out {out}")))
+                continue
+            result.files.append((name, str(entry.get("digest")), data))
+        known = {name for name, _, _ in result.files} | {PROVENANCE}
+        unsafe = {p.file for p in problems}
         for parts in tree.walk((env,)):
             name = "/".join(parts[1:])
-            if name not in known and not name.startswith(".") and not any(
-                    p.file == str(out.joinpath(*parts)) for p in problems):
-                result.warnings.append(Problem(file=str(out.joinpath(*parts)), message=(
+            path = str(out.joinpath(*parts))
+            if name not in known and not name.startswith(".") and path not in unsafe:
+                result.warnings.append(Problem(file=path, message=(
                     "foreign file (not in provenance.json): never applied")))
     except OSError as err:
         raise InputError([_unsafe(tree, (env,), err)]) from None
@@ -414,27 +424,25 @@ def read_committed(out: Path, env: str) -> Committed:
     return result
 
 
-def _committed_object(tree: _Tree, env: str, name: str, recorded: str,
-                      problems: list[Problem]) -> dict[str, Any] | None:
-    parts = (env, *name.split("/"))
-    where = str(tree.root.joinpath(*parts))
-    try:
-        data = tree.read(parts)
-    except OSError as err:
-        problems.append(_unsafe(tree, parts, err))
-        return None
-    if data is None:
-        problems.append(Problem(file=where, message=(
-            "listed in provenance.json but missing: run agentctl render --out "
-            f"{tree.root}")))
-        return None
-    try:
-        docs = yamlparsing.load_all(data.decode("utf-8"))
-    except (yaml.YAMLError, yamlparsing.TooDeepError, ValueError, RecursionError):
-        docs = []
-    if len(docs) != 1 or not isinstance(docs[0], dict) or digest(docs[0]) != recorded:
-        problems.append(Problem(file=where, message=(
-            "changed since it was rendered (its digest is not the one provenance.json "
-            f"records): review the edit, then run agentctl render --out {tree.root}")))
-        return None
-    return docs[0]
+def parse_committed(folder: Path, files: list[tuple[str, str, bytes]]
+                    ) -> tuple[list[tuple[str, dict[str, Any]]], list[Problem]]:
+    """Each file's one object, parsed by the loader that refuses alias bombs, if it still has
+    the digest provenance.json records (computed, and in its digest annotation); a problem
+    naming each file that does not (`folder`: the environment's folder, for the messages).
+    Pure: may run in a worker process."""
+    objects: list[tuple[str, dict[str, Any]]] = []
+    problems: list[Problem] = []
+    for name, recorded, data in files:
+        try:
+            docs = yamlparsing.load_all(data.decode("utf-8"))
+        except (yaml.YAMLError, yamlparsing.TooDeepError, ValueError, RecursionError):
+            docs = []
+        body = docs[0] if len(docs) == 1 and isinstance(docs[0], dict) else {}
+        annotations = (body.get("metadata") or {}).get("annotations") or {}
+        if not body or digest(body) != recorded or annotations.get(ANNOTATION_DIGEST) != recorded:
+            problems.append(Problem(file=str(folder / name), message=(
+                "changed since it was rendered (its digest is not the one provenance.json "
+                f"records): review the edit, then run agentctl render --out {folder.parent}")))
+            continue
+        objects.append((name, body))
+    return objects, problems

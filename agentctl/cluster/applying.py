@@ -1,0 +1,167 @@
+"""Staged server-side apply of a change set: exactly the objects it says are created or
+configured (with --force-conflicts, the conflicting ones are configured too), nothing else.
+
+Inputs: the environment's `DesiredEnv`, its change set (`changes.compute`, parent first), the
+cluster's `Resources` and a `Client`. Order:
+
+1. the ApplySet parent, before any member (its group-kinds and namespaces are the superset the
+   change set computed, so a crash at any later point leaves every member findable); when it
+   cannot be written, no member is applied;
+2. stages: CustomResourceDefinitions (then each is waited for until Established),
+   Namespaces, cluster-scoped RBAC, then the kinds of `manifests.RANK_ORDER`, one stage per
+   kind; objects within a stage are applied concurrently in a bounded pool.
+
+Every apply is a PATCH with `application/apply-patch+yaml`, field manager `agentctl` and
+`fieldValidation=Strict` (`force=true` only with --force-conflicts; `dryRun=All` with
+--dry-run). A failure fails that object only, with the reason `changes.apply_failure` gives: a
+conflict names the other managers and their fields, an immutable field says the object must be
+replaced (agentctl never deletes and re-creates on its own). Unchanged objects cause no request
+at all. `check` runs before every stage: it raises when the run must stop (the lease was lost).
+
+Output: a copy of the change set whose applied objects are created or configured, or failed
+with a reason.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from itertools import groupby
+from typing import Any, TypeVar
+
+from agentctl.cluster import changes, ownership
+from agentctl.cluster.connecting import APPLY_PATCH, Client, Response
+from agentctl.cluster.discovering import Resources
+from agentctl.diffs import Change, EnvChanges, Outcome
+from agentctl.errors import ObjectsFailedError, Problem
+from agentctl.manifests import DesiredEnv, Manifest, ObjectRef
+
+APPLIED = frozenset({Outcome.CREATED, Outcome.CONFIGURED})
+CRD = ("apiextensions.k8s.io", "CustomResourceDefinition")
+_CLUSTER_RBAC = frozenset({("rbac.authorization.k8s.io", "ClusterRole"),
+                           ("rbac.authorization.k8s.io", "ClusterRoleBinding")})
+_CRD_STAGE = (0, 0)
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Options:
+    force_conflicts: bool = False
+    """Take fields over from other managers (`force=true`)."""
+    dry_run: bool = False
+    """Send every apply with `dryRun=All`."""
+    workers: int = 8
+    """Concurrent requests within a stage."""
+    established_timeout: float = 60.0
+    """Seconds a CustomResourceDefinition may take to become Established."""
+
+
+def stage(ref: ObjectRef) -> tuple[int, int]:
+    """The stage an object is applied in: CRDs, Namespaces, cluster-scoped RBAC, then one
+    stage per kind in RANK_ORDER (unknown kinds last)."""
+    if (ref.group, ref.kind) == CRD:
+        return _CRD_STAGE
+    if (ref.group, ref.kind) == ("", "Namespace"):
+        return (1, 0)
+    if (ref.group, ref.kind) in _CLUSTER_RBAC:
+        return (2, 0)
+    return (3, ref.rank)
+
+
+def bounded(pool: ThreadPoolExecutor, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
+    """`fn` over `items` in `pool`, in order; on any exception (SIGTERM included) the requests
+    not yet started are cancelled, so an interrupted run stops sending."""
+    futures = [pool.submit(fn, item) for item in items]
+    try:
+        return [future.result() for future in futures]
+    except BaseException:
+        for future in futures:
+            future.cancel()
+        raise
+
+
+def send(client: Client, path: str, body: dict[str, Any], options: Options) -> Response:
+    """One server-side apply as agentctl sends it."""
+    query = [("fieldManager", ownership.MANAGER), ("fieldValidation", "Strict")]
+    if options.force_conflicts:
+        query.append(("force", "true"))
+    if options.dry_run:
+        query.append(("dryRun", "All"))
+    return client.request("PATCH", path, query=query, body=body, content_type=APPLY_PATCH,
+                          purpose="PATCH dryRun" if options.dry_run else "PATCH apply")
+
+
+def apply(client: Client, resources: Resources, desired: DesiredEnv, planned: EnvChanges,
+          options: Options | None = None,
+          check: Callable[[], None] = lambda: None) -> EnvChanges:
+    """Apply the change set's created and configured objects, parent first, stage by stage.
+    Raises ObjectsFailedError (and applies no member) when the parent cannot be written."""
+    options = options or Options()
+    out = [replace(change) for change in planned.changes]
+    _apply_parent(client, resources, desired, out[0], options)
+    manifests = {m.ref: m for m in desired.manifests}
+    todo = sorted((c for c in out[1:] if c.outcome in APPLIED and c.ref in manifests),
+                  key=lambda c: (stage(c.ref), c.ref))
+    with ThreadPoolExecutor(max_workers=max(1, options.workers)) as pool:
+        for key, group in groupby(todo, key=lambda c: stage(c.ref)):
+            check()
+            batch = list(group)
+            failures = bounded(pool, lambda c: _apply_one(client, resources, manifests[c.ref],
+                                                          options), batch)
+            for change, failure in zip(batch, failures, strict=True):
+                if failure:
+                    change.outcome, change.reason = Outcome.FAILED, failure
+            if key == _CRD_STAGE and not options.dry_run:
+                for change in batch:
+                    if change.outcome != Outcome.FAILED:
+                        failure = _established(client, resources, manifests[change.ref],
+                                               options.established_timeout)
+                        if failure:
+                            change.outcome, change.reason = Outcome.FAILED, failure
+    return replace(planned, changes=out)
+
+
+def _apply_parent(client: Client, resources: Resources, desired: DesiredEnv, parent: Change,
+                  options: Options) -> None:
+    if parent.outcome == Outcome.FAILED:
+        raise ObjectsFailedError([Problem(obj=str(parent.ref), message=(
+            f"{parent.reason}; no member was applied"))])
+    if parent.outcome not in APPLIED:
+        return
+    body = parent.after or changes.parent_body(desired, set(), set())
+    response = send(client, resources.require("v1", "ConfigMap").path(
+        desired.namespace, desired.parent), body, options)
+    if not response.ok:
+        why = changes.apply_failure(Manifest(body, "", "", ""), response)
+        raise ObjectsFailedError([Problem(obj=str(parent.ref), message=(
+            f"the ApplySet parent could not be written, so no member was applied: {why}"))])
+
+
+def _apply_one(client: Client, resources: Resources, manifest: Manifest,
+               options: Options) -> str:
+    """Apply one object; "" when it succeeded, else why it failed."""
+    resource = resources.require(manifest.api_version, manifest.ref.kind)
+    response = send(client, resource.path(manifest.ref.namespace, manifest.ref.name),
+                    manifest.body, options)
+    return "" if response.ok else changes.apply_failure(manifest, response)
+
+
+def _established(client: Client, resources: Resources, manifest: Manifest,
+                 timeout: float) -> str:
+    """Wait until a CRD is Established; "" when it is, else why not."""
+    path = resources.require(manifest.api_version, manifest.ref.kind).path("", manifest.ref.name)
+    deadline = time.monotonic() + timeout
+    while True:
+        response = client.request("GET", path, purpose="GET wait")
+        body = response.body if response.ok and isinstance(response.body, dict) else {}
+        for condition in (body.get("status") or {}).get("conditions") or []:
+            if condition.get("type") == "Established" and condition.get("status") == "True":
+                return ""
+            if condition.get("type") == "NamesAccepted" and condition.get("status") == "False":
+                return f"not Established: {condition.get('message') or 'names not accepted'}"
+        if time.monotonic() >= deadline:
+            return f"not Established after {timeout:.0f} s"
+        time.sleep(0.5)

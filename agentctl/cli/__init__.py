@@ -55,10 +55,11 @@ def _root(
 
 
 def _register() -> None:
-    from agentctl.cli import commands, diffing, init, sandbox
+    from agentctl.cli import commands, diffing, init, reconciling, sandbox
 
     commands.register(app)
     diffing.register(app)
+    reconciling.register(app)
     init.register(app)
     sandbox.register(app)
 

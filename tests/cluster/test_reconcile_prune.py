@@ -55,7 +55,8 @@ def _gone(kube: Kube, path: str) -> bool:
 
 
 def _label(kube: Kube, path: str) -> str | None:
-    return kube.get(path).body["metadata"].get("labels", {}).get(LABEL_PART_OF)
+    value = kube.get(path).body["metadata"].get("labels", {}).get(LABEL_PART_OF)
+    return None if value is None else str(value)
 
 
 def _merge(kube: Kube, path: str, patch: dict[str, Any]) -> None:

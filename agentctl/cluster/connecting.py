@@ -41,8 +41,8 @@ _TIMEOUT = (10.0, 120.0)
 
 def retries() -> Retry:
     """The retry policy of every request: bounded, jittered exponential backoff."""
-    return Retry(total=6, connect=4, read=3, status=5, other=2,
-                 backoff_factor=0.25, backoff_max=8.0, backoff_jitter=0.25,
+    return Retry(total=5, connect=2, read=2, status=4, other=1,
+                 backoff_factor=0.2, backoff_max=3.0, backoff_jitter=0.2,
                  status_forcelist=frozenset({429, 500, 502, 503, 504}),
                  allowed_methods=frozenset({"GET", "HEAD", "PUT", "PATCH", "DELETE"}),
                  respect_retry_after_header=True, raise_on_status=False,

@@ -1,6 +1,7 @@
 """Copies of the example project aimed at the sandbox cluster, and putting an environment on the
-cluster the way `agentctl reconcile` applies it: the ApplySet parent first, then every member by
-server-side apply with field manager `agentctl` and strict field validation.
+cluster with `agentctl reconcile` (the ApplySet parent first, then every member by server-side
+apply with field manager `agentctl` and strict field validation), so diff is tested against what
+reconcile really leaves.
 
 Inputs: the repository's example project, a temporary folder, the sandbox's kubeconfig.
 Outputs: a project whose environments use fresh namespaces and the sandbox's context, with its
@@ -16,8 +17,7 @@ from typing import Any
 
 import yaml
 
-from agentctl.cluster import changes, connecting, discovering
-from agentctl.cluster.connecting import APPLY_PATCH
+from agentctl.cluster import connecting, reconciling
 from agentctl.manifests import DesiredEnv
 from agentctl.render import pipeline
 
@@ -69,21 +69,9 @@ def client(kubeconfig: Path, env: DesiredEnv) -> connecting.Client:
 
 
 def apply_env(kubeconfig: Path, env: DesiredEnv, force: bool = False) -> None:
-    """Apply an environment as reconcile does: the ApplySet parent (a superset of the kinds
-    and namespaces), then every member, in apply order, by server-side apply as `agentctl`."""
-    api = client(kubeconfig, env)
-    try:
-        resources = discovering.discover(api)
-        kinds = {changes.group_kind(m.ref.group, m.ref.kind) for m in env.manifests}
-        parent = changes.parent_body(env, kinds, {m.ref.namespace for m in env.manifests})
-        query = [("fieldManager", "agentctl"), ("fieldValidation", "Strict")]
-        if force:
-            query.append(("force", "true"))
-        for body in [parent, *(m.body for m in env.manifests)]:
-            meta = body["metadata"]
-            resource = resources.require(body["apiVersion"], body["kind"])
-            answer = api.request("PATCH", resource.path(meta.get("namespace", ""), meta["name"]),
-                                 query=query, body=body, content_type=APPLY_PATCH)
-            assert answer.ok, (body["kind"], meta["name"], answer.status, answer.message)
-    finally:
-        api.close()
+    """Put an environment on the cluster with `agentctl reconcile` itself (the ApplySet
+    parent, then every member by server-side apply as `agentctl`), without the health wait."""
+    done = reconciling.reconcile(env, (), kubeconfig, options=reconciling.Options(
+        wait=False, force_conflicts=force))
+    assert not done.failed, [(str(c.ref), c.reason) for c in done.changes.changes
+                             if c.outcome == "failed"]

@@ -223,3 +223,54 @@ def test_the_python_api_reports_requests_and_honours_no_wait(
     assert done.sent["PATCH apply"] == len(env.manifests) + 1, done.sent
     kinds = {(m.ref.group, m.ref.kind) for m in env.manifests}
     assert done.sent["LIST"] == len(kinds), done.sent  # the change set's; no wait
+
+
+def _reseal(project: Path, file_suffix: str, edit: Any) -> None:
+    """Edit one committed object and re-seal its digest and provenance.json, as a change that
+    render would have made."""
+    import json
+
+    from agentctl.manifests import ANNOTATION_DIGEST, digest
+
+    path = next((project / "rendered" / "dev").glob(f"*/{file_suffix}"))
+    body = yaml.safe_load(path.read_text())
+    edit(body)
+    value = digest(body)  # without its digest annotation
+    body["metadata"]["annotations"][ANNOTATION_DIGEST] = value
+    path.write_text(yaml.safe_dump(body))
+    provenance = project / "rendered" / "dev" / "provenance.json"
+    doc = json.loads(provenance.read_text())
+    for entry in doc["objects"]:
+        if entry["file"].endswith(file_suffix):
+            entry["digest"] = value
+    provenance.write_text(json.dumps(doc))
+
+
+def test_an_immutable_field_fails_that_object_with_an_explanation(
+        cluster: Cluster, dev: tuple[Path, str]) -> None:
+    project, ns = dev
+    kube = cluster.kube
+    assert reconciles.report(cluster, project, "--env", "dev", "--no-wait")[0] == 0
+
+    def shared(body: dict[str, Any]) -> None:
+        body["spec"]["accessModes"] = ["ReadWriteMany"]
+
+    def bigger(body: dict[str, Any]) -> None:
+        body["data"]["model-id"] = "another-model"
+
+    _reseal(project, "persistentvolumeclaim-gpu-inference-model-cache.yaml", shared)
+    _reseal(project, "configmap-chat-assistant-config.yaml", bigger)
+    code, document = reconciles.report(cluster, project, "--env", "dev", "--no-wait")
+    assert code == 4, document
+    found = reconciles.objects(document)
+    claim = found["PersistentVolumeClaim/gpu-inference-model-cache"]
+    assert claim["outcome"] == "failed", claim
+    assert "immutable" in claim["reason"], claim
+    assert "replaced" in claim["reason"], claim
+    path = f"/api/v1/namespaces/{ns}/persistentvolumeclaims/gpu-inference-model-cache"
+    assert kube.get(path).body["spec"]["accessModes"] == ["ReadWriteOnce"]  # no re-create
+    # the other change is applied; nothing is pruned while something failed
+    assert found["ConfigMap/chat-assistant-config"]["outcome"] == "configured"
+    assert kube.get(f"/api/v1/namespaces/{ns}/configmaps/chat-assistant-config") \
+        .body["data"]["model-id"] == "another-model"
+    assert document["environments"][0]["pruned"] is False

@@ -225,3 +225,33 @@ def test_each_guard_is_checked_again_on_a_fresh_read_before_the_delete(
     assert outcomes["ConfigMap/gpu-inference-config"][0] == Outcome.DELETED, outcomes
     assert _gone(kube, paths["ConfigMap/gpu-inference-config"])
     assert _label(kube, paths["Deployment/gpu-inference"]) == "applyset-other-v1"
+
+
+def _kinds(kube: Kube, ns: str) -> set[str]:
+    parent = kube.get(f"/api/v1/namespaces/{ns}/configmaps/agentctl-example-fleet-dev").body
+    return set(parent["metadata"]["annotations"][changes.APPLYSET_KINDS].split(","))
+
+
+def test_the_parent_stays_a_superset_until_a_prune_succeeds(
+        cluster: Cluster, applied: tuple[Path, str]) -> None:
+    """research-memory is the only StatefulSet: its kind leaves the parent's group-kinds only
+    once its members are gone, so a run interrupted before that still finds them."""
+    project, ns = applied
+    kube = cluster.kube
+    assert "StatefulSet.apps" in _kinds(kube, ns)
+    _remove_agent(project, "research-memory")
+    for args in (["--no-prune"], ["--dry-run"]):
+        code, document = reconciles.report(cluster, project, "--env", "dev", "--no-wait",
+                                           *args)
+        assert code == 0, document
+        assert "StatefulSet.apps" in _kinds(kube, ns), args
+    found = reconciles.objects(document)
+    assert found["StatefulSet/research-memory"]["outcome"] == "deleted"  # would be
+    path = f"/apis/apps/v1/namespaces/{ns}/statefulsets/research-memory"
+    assert kube.get(path).status == 200  # the dry run deleted nothing
+    assert _label(kube, path) is not None
+    code, document = reconciles.report(cluster, project, "--env", "dev", "--no-wait")
+    assert code == 0, document
+    assert _gone(kube, path)
+    assert "StatefulSet.apps" not in _kinds(kube, ns)
+    assert "Deployment.apps" in _kinds(kube, ns)

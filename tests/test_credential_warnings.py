@@ -48,7 +48,8 @@ CASES = {
         PARAMS, PARAMS + f"    endpoint: https://svc:{SECRETS['key']}@llm.example.com/v1\n",
         "spec.model.endpoint", "endpoint:"),
     "model_source_uri_userinfo": (
-        PARAMS, PARAMS + f"    source: {{uri: 's3://AKIAEXAMPLE:{SECRETS['key']}@models/m'}}\n",
+        PARAMS, PARAMS + f"    source: {{uri: 's3://AKIAEXAMPLE:{SECRETS['key']}@models/m', "
+        "cache: {size: 20Gi}}\n",
         "spec.model.source.uri", "uri:"),
     "tracing_endpoint_userinfo": (
         "  lifecycle:\n", "  observability:\n    tracing: {mode: env, endpoint: "

@@ -137,3 +137,68 @@ def test_a_drain_that_does_not_fit_is_refused(tmp_path: Path, lifecycle: dict[st
     assert result.exit_code == 2, result.output
     assert re.search(AT_AGENT + rf": spec\.lifecycle\.{re.escape(field)}: {message}",
                      result.output), result.output
+
+
+def env_of(container: dict[str, Any]) -> dict[str, str | None]:
+    return {v["name"]: v.get("value") for v in container.get("env") or []}
+
+
+def mounts_of(container: dict[str, Any]) -> dict[str, str]:
+    return {m["mountPath"]: m["name"] for m in container.get("volumeMounts") or []}
+
+
+WRITABLE = {"HOME": "/home/agent", "XDG_CACHE_HOME": "/home/agent/.cache",
+            "HF_HOME": "/home/agent/.cache/huggingface",
+            "TRITON_CACHE_DIR": "/home/agent/.cache/triton"}
+
+
+def test_every_read_only_container_gets_a_writable_home_and_caches(tmp_path: Path) -> None:
+    spec = {"model": {"source": {"uri": "hf://org/model", "cache": {"size": "20Gi"}}},
+            "sidecars": [{"name": "helper", "image": "ghcr.io/example/helper:1"},
+                         {"name": "logs", "preset": "logShipper"}],
+            "state": {"databases": [{"name": "db", "urlSecretRef": {"name": "db", "key": "u"}}]}}
+    pod = pod_of(tmp_path, spec)
+    everyone = pod["containers"] + pod["initContainers"]
+    assert {c["name"] for c in everyone} == {"agent", "helper", "logs", "model-download",
+                                              "wait-db"}
+    for container in everyone:
+        assert env_of(container).items() >= WRITABLE.items(), container["name"]
+        assert mounts_of(container).items() >= {"/home/agent": "home", "/tmp": "tmp"}.items()
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["home"]["emptyDir"] == {"sizeLimit": "1Gi"}
+    assert volumes["tmp"]["emptyDir"] == {"sizeLimit": "1Gi"}
+    assert volumes["agent-logs"]["emptyDir"] == {"sizeLimit": "1Gi"}
+    assert volumes["model-cache"]["emptyDir"] == {"sizeLimit": "20Gi"}
+    # The pod asks for what its emptyDirs may fill: tmp, home, logs and the model cache.
+    assert pod["containers"][0]["resources"]["requests"]["ephemeral-storage"] == "23Gi"
+
+
+def test_what_the_agent_sets_itself_wins(tmp_path: Path) -> None:
+    spec = {"runtime": {"env": [{"name": "HF_HOME", "value": "/mnt/models/hf"}]},
+            "resources": {"requests": {"ephemeral-storage": "5Gi"},
+                          "scratch": {"tmp": "2Gi", "home": "512Mi"}}}
+    pod = pod_of(tmp_path, spec)
+    [agent_container] = pod["containers"]
+    assert env_of(agent_container)["HF_HOME"] == "/mnt/models/hf"
+    assert [v["name"] for v in agent_container["env"]].count("HF_HOME") == 1
+    assert agent_container["resources"]["requests"]["ephemeral-storage"] == "5Gi"
+    volumes = {v["name"]: v["emptyDir"] for v in pod["volumes"] if "emptyDir" in v}
+    assert volumes == {"tmp": {"sizeLimit": "2Gi"}, "home": {"sizeLimit": "512Mi"}}
+
+
+def test_a_writable_root_needs_no_home_volume(tmp_path: Path) -> None:
+    spec = {"security": {"securityContext": {"readOnlyRootFilesystem": False}}}
+    pod = pod_of(tmp_path, spec)
+    [agent_container] = pod["containers"]
+    assert "HOME" not in env_of(agent_container)
+    assert {v["name"] for v in pod["volumes"]} == {"config", "tmp"}
+    assert agent_container["resources"]["requests"]["ephemeral-storage"] == "1Gi"
+
+
+def test_a_downloaded_model_needs_a_cache_size(tmp_path: Path) -> None:
+    spec = {"model": {"source": {"uri": "hf://org/model"}}}
+    root = write_project(tmp_path, {AGENT_FILE: agent(spec)})
+    result = invoke(root)
+    assert result.exit_code == 2, result.output
+    assert re.search(AT_AGENT + r": spec\.model\.source\.cache: a downloaded model needs a "
+                     r"cache size \(the emptyDir's sizeLimit", result.output), result.output

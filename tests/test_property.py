@@ -12,7 +12,9 @@ of arbitrary text. Each spec is written as a one-agent project and rendered thro
 Invariants: rendering succeeds; no object fails or skips the schema check; the values a user
 wrote come out unchanged (description, system message, model id, env values, replicas); one
 workload per track, and an HPA exactly when scaling is set; no container lists an environment
-variable twice (server-side apply refuses duplicate list-map keys).
+variable twice (server-side apply refuses duplicate list-map keys); the invariants of
+tests/test_rendered_invariants.py (no empty list or meaningless empty map, selectors that name
+the agent, a writable HOME and sized scratch space, unless the agent sets HOME itself).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from hypothesis import strategies as st
 from agentctl.render import pipeline
 from agentctl.render.validating import validate_objects
 from tests.hostile.projects import InputDumper
+from tests.test_rendered_invariants import empties, pods, selector_problems, storage_problems
 
 ENV = {
     "apiVersion": "agentctl.inferensys.com/v1alpha1",
@@ -220,6 +223,11 @@ def test_valid_specs_render_to_objects_that_pass_validation(doc: dict[str, Any])
                      for v in c.get("env") or []}
         for var in spec["runtime"].get("env", []):
             assert (var["name"], var["value"]) in agent_env
+    bodies = [m.body for m in manifests]
+    assert not [p for b in bodies for p in empties(b)]
+    assert not selector_problems(bodies)
+    if not any(var["name"] == "HOME" for var in spec["runtime"].get("env", [])):
+        assert not [p for where, pod in pods(bodies) for p in storage_problems(where, pod)]
     values = [s for m in manifests if m.body["kind"] == "ConfigMap"
               for s in (m.body.get("data") or {}).values()]
     if "instructions" in spec:

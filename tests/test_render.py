@@ -144,7 +144,7 @@ def test_environment_overrides_apply_last(runner: CliRunner) -> None:
     result = runner.invoke(app, ["-C", str(REPO), "render", "-e", "prod"])
     deployment = next(o for o in _objects(result.stdout) if o["kind"] == "Deployment")
     resources = deployment["spec"]["template"]["spec"]["containers"][0]["resources"]
-    assert resources["requests"] == {"cpu": "500m", "memory": "1Gi"}
+    assert resources["requests"] == {"cpu": "500m", "memory": "1Gi", "ephemeral-storage": "2Gi"}
     dev = runner.invoke(app, ["-C", str(REPO), "render", "-e", "dev"])
     deployment = next(o for o in _objects(dev.stdout) if o["kind"] == "Deployment")
     env = {e["name"]: e.get("value")

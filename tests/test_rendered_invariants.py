@@ -8,7 +8,10 @@ generated 200-agent fleet (benchmarks/fleet.py), in every environment:
 - every selector of a non-workload object (Service, PodDisruptionBudget, NetworkPolicy,
   CiliumNetworkPolicy, ServiceMonitor, PodMonitor, a pod's topology spread) includes the agent
   label, and one that names no track matches the pods of every track;
-- every PodDisruptionBudget lets unhealthy pods be evicted, and covers every track.
+- every PodDisruptionBudget lets unhealthy pods be evicted, and covers every track;
+- every container with a read-only root filesystem has a writable HOME and /tmp (emptyDirs);
+  every emptyDir has a sizeLimit, and the pod requests at least the ephemeral storage its
+  disk-backed emptyDirs may fill.
 
 Each check is also run on an object that breaks it, so it cannot pass vacuously.
 """
@@ -22,6 +25,7 @@ from typing import Any
 import pytest
 
 from agentctl.manifests import LABEL_AGENT, LABEL_TRACK, WORKLOAD_KINDS, dig, pod_spec_path
+from agentctl.model.common import parse_quantity
 from agentctl.render import pipeline
 from benchmarks import fleet
 from tests.conftest import REPO
@@ -184,3 +188,57 @@ def test_every_disruption_budget_lets_unhealthy_pods_go(
     held = [describe(b) for b in budgets
             if b["spec"].get("unhealthyPodEvictionPolicy") != "AlwaysAllow"]
     assert not held, held
+
+
+def pods(objects: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for body in objects:
+        path = pod_spec_path(body)
+        if path is not None:
+            yield describe(body), dig(body, path)
+
+
+def storage_problems(where: str, pod: dict[str, Any]) -> list[str]:
+    problems = []
+    volumes = {v["name"]: v for v in pod.get("volumes") or []}
+    for group in ("initContainers", "containers"):
+        for container in pod.get(group) or []:
+            if not (container.get("securityContext") or {}).get("readOnlyRootFilesystem"):
+                continue
+            mounts = {m["mountPath"]: m for m in container.get("volumeMounts") or []
+                      if not m.get("readOnly") and "emptyDir" in volumes.get(m["name"], {})}
+            home = next((v.get("value") for v in container.get("env") or []
+                         if v["name"] == "HOME"), None)
+            for wanted in (home, "/tmp"):
+                if wanted not in mounts:
+                    problems.append(f"{where}: {container['name']}: {wanted} is not writable")
+    disks = [v["emptyDir"] for v in volumes.values() if "emptyDir" in v]
+    problems += [f"{where}: emptyDir without sizeLimit" for d in disks if "sizeLimit" not in d]
+    wanted = sum(parse_quantity(d.get("sizeLimit", 0)) for d in disks
+                 if d.get("medium") != "Memory")
+    asked = sum(parse_quantity(c.get("resources", {}).get("requests", {}).get(
+        "ephemeral-storage", 0)) for c in pod.get("containers") or [])
+    if asked < wanted:
+        problems.append(f"{where}: requests {asked} bytes of ephemeral storage for emptyDirs of "
+                        f"{wanted}")
+    return problems
+
+
+@pytest.mark.parametrize("project", ["example", "features", "generated"])
+def test_read_only_roots_have_a_writable_home_and_sized_scratch(
+        project: str, bodies: dict[str, list[dict[str, Any]]]) -> None:
+    checked = list(pods(bodies[project]))
+    assert checked
+    problems = [p for where, pod in checked for p in storage_problems(where, pod)]
+    assert not problems, "\n".join(problems)
+
+
+def test_the_storage_check_finds_a_read_only_root_without_home() -> None:
+    container = {"name": "c", "securityContext": {"readOnlyRootFilesystem": True},
+                 "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}]}
+    pod = {"containers": [container], "volumes": [{"name": "tmp", "emptyDir": {}}]}
+    assert storage_problems("p", pod) == ["p: c: None is not writable",
+                                          "p: emptyDir without sizeLimit"]
+    container["env"] = [{"name": "HOME", "value": "/tmp"}]
+    pod["volumes"] = [{"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}]
+    assert storage_problems("p", pod) == [
+        "p: requests 0 bytes of ephemeral storage for emptyDirs of 1073741824"]

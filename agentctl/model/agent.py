@@ -48,12 +48,12 @@ class Workload(StrictModel):
 class ModelCache(StrictModel):
     type: Literal["emptyDir", "pvc"] = "emptyDir"
     size: Quantity | None = None
+    """The PVC's request, or the emptyDir's sizeLimit (and part of the pod's ephemeral-storage
+    request); required."""
     storage_class: DNS1123Subdomain | None = None
 
     @model_validator(mode="after")
-    def _pvc_needs_size(self) -> Self:
-        if self.type == "pvc" and self.size is None:
-            raise rule("size", "a pvc model cache needs a size")
+    def _storage_class(self) -> Self:
         if self.type == "emptyDir" and self.storage_class is not None:
             raise rule("storageClass", "storageClass applies only to a pvc cache")
         return self
@@ -68,9 +68,17 @@ class ModelSource(StrictModel):
     download_timeout_seconds: Annotated[int, Field(ge=1, le=86400)] = 1800
 
     @model_validator(mode="after")
-    def _pvc_uri(self) -> Self:
-        if self.uri.startswith("pvc://") and self.cache.type == "pvc":
-            raise rule("cache.type", "a pvc:// source is mounted as it is; it needs no pvc cache")
+    def _cache(self) -> Self:
+        if self.uri.startswith("pvc://"):
+            if self.cache.type == "pvc":
+                raise rule("cache.type", "a pvc:// source is mounted as it is; it needs no pvc "
+                           "cache")
+        elif self.cache.size is None:
+            what = ("PersistentVolumeClaim's request" if self.cache.type == "pvc" else
+                    "emptyDir's sizeLimit and part of the pod's ephemeral-storage request")
+            raise rule("cache.size" if "cache" in self.model_fields_set else "cache",
+                       f"a downloaded model needs a cache size (the {what}): set "
+                       "cache.size, e.g. 20Gi")
         return self
 
 

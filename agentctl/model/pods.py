@@ -162,6 +162,20 @@ class Gpu(StrictModel):
     resource_name: DNS1123Subdomain | str = "nvidia.com/gpu"
 
 
+class Scratch(StrictModel):
+    """Sizes (`sizeLimit`) of the disk-backed emptyDirs agentctl adds to every pod; with an
+    emptyDir model cache, their sum is the agent container's ephemeral-storage request unless
+    `requests.ephemeral-storage` is set."""
+
+    tmp: Quantity = "1Gi"
+    """`/tmp`, in every container with a read-only root filesystem."""
+    home: Quantity = "1Gi"
+    """`/home/agent`: HOME and the caches (XDG_CACHE_HOME, HF_HOME, TRITON_CACHE_DIR) of every
+    container with a read-only root filesystem."""
+    logs: Quantity = "1Gi"
+    """`/var/log/agent`, with the logShipper sidecar preset."""
+
+
 class Resources(StrictModel):
     requests: ResourceList = Field(default_factory=_requests)
     limits: ResourceList = Field(default_factory=_limits)
@@ -171,6 +185,7 @@ class Resources(StrictModel):
     """Size of a memory-backed /dev/shm (model servers need more than the runtime's 64 MiB)."""
     qos_class: Literal["Guaranteed", "Burstable", "BestEffort"] | None = None
     """Asserted against the rendered pod, never set: a mismatch is an error."""
+    scratch: Scratch = Field(default_factory=Scratch)
 
     @model_validator(mode="after")
     def _requests_within_limits(self) -> Self:

@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from jinja2.visitor import NodeTransformer
 
 from agentctl import mergepatch
 from agentctl.mergepatch import merge_patch
+from agentctl.model.common import parse_quantity
 
 MAX_SECONDS = 5.0
 """CPU time (of the rendering thread) for one agent's templates."""
@@ -414,6 +416,18 @@ def _sha256(value: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def quantity_sum(values: Iterable[Any]) -> str:
+    """The sum of Kubernetes quantities (`["1Gi", "512Mi"]` → `1536Mi`, `["1G", "1G"]` → `2G`):
+    the shortest whole number of one unit that is exact."""
+    total = sum((parse_quantity(v) for v in values), Decimal(0))
+    written = [f"{total // unit}{suffix}" for suffix in _SUFFIXES
+               for unit in [parse_quantity(f"1{suffix}")] if total % unit == 0]
+    return min(written, key=len) if written else f"{total.normalize():f}"
+
+
+_SUFFIXES = ("Ei", "Pi", "Ti", "Gi", "Mi", "Ki", "E", "P", "T", "G", "M", "k", "", "m", "u", "n")
+
+
 def build_environment(folder: Path) -> SandboxedEnvironment:
     """The Jinja2 environment of a blueprint folder, built only here: sandboxed, strict,
     JSON-finalised, a fixed set of bounded filters, templates only from the folder."""
@@ -434,7 +448,8 @@ def build_environment(folder: Path) -> SandboxedEnvironment:
         env.filters.pop(name, None)
     for name in ("lipsum", "cycler", "joiner"):
         env.globals.pop(name, None)
-    env.filters.update(sha256=_sha256, merge=merge_patch, tojson=finalize, to_json=finalize)
+    env.filters.update(sha256=_sha256, merge=merge_patch, tojson=finalize, to_json=finalize,
+                       quantity_sum=quantity_sum)
     env.filters = {name: _bounded_filter(name, func) for name, func in env.filters.items()}
     env.filters[_ITERATE] = _iterate
     env.filters[_CONCAT] = _concat

@@ -47,12 +47,21 @@
 {{- end -}}
 {{- range $var := $spec.runtime.env | default list }}{{ $env = append $env $var }}{{ end -}}
 {{- /* Resources: GPUs as limits only. */ -}}
-{{- $requests := $spec.resources.requests | default dict -}}
+{{- $requests := deepCopy ($spec.resources.requests | default dict) -}}
 {{- $limits := deepCopy ($spec.resources.limits | default dict) -}}
 {{- with $spec.resources.gpu }}{{ $_ := set $limits (.resourceName | default "nvidia.com/gpu") .count }}{{ end -}}
 {{- /* Volumes and mounts. */ -}}
-{{- $volumes := list (dict "name" "config" "configMap" (dict "name" $cm)) (dict "name" "tmp" "emptyDir" dict) -}}
+{{- $scratch := $spec.resources.scratch -}}
+{{- $readOnly := $containerSecurity.readOnlyRootFilesystem -}}
+{{- $volumes := list (dict "name" "config" "configMap" (dict "name" $cm)) (dict "name" "tmp" "emptyDir" (dict "sizeLimit" $scratch.tmp)) -}}
 {{- $mounts := list (dict "name" "config" "mountPath" "/etc/agent" "readOnly" true) (dict "name" "tmp" "mountPath" "/tmp") -}}
+{{- /* A read-only root gets a writable HOME and caches; the pod requests the disk of its
+       emptyDirs (the fleet's sizes are whole Gi). */ -}}
+{{- $disk := trimSuffix "Gi" $scratch.tmp | int -}}
+{{- if $readOnly -}}
+{{- $volumes = append $volumes (dict "name" "home" "emptyDir" (dict "sizeLimit" $scratch.home)) -}}
+{{- $disk = add $disk (trimSuffix "Gi" $scratch.home | int) -}}
+{{- end -}}
 {{- with $spec.resources.shmSize -}}
 {{- $volumes = append $volumes (dict "name" "dshm" "emptyDir" (dict "medium" "Memory" "sizeLimit" .)) -}}
 {{- $mounts = append $mounts (dict "name" "dshm" "mountPath" "/dev/shm") -}}
@@ -85,6 +94,14 @@
 {{- $_ := set $podAnnotations "prometheus.io/scrape" "true" -}}
 {{- $_ := set $podAnnotations "prometheus.io/port" (toString $metricsPort) -}}
 {{- $_ := set $podAnnotations "prometheus.io/path" $metrics.path -}}
+{{- end -}}
+{{- $_ := set $requests "ephemeral-storage" (printf "%dGi" $disk) -}}
+{{- if $readOnly -}}
+{{- $env = concat $env (list (dict "name" "HOME" "value" "/home/agent")
+      (dict "name" "XDG_CACHE_HOME" "value" "/home/agent/.cache")
+      (dict "name" "HF_HOME" "value" "/home/agent/.cache/huggingface")
+      (dict "name" "TRITON_CACHE_DIR" "value" "/home/agent/.cache/triton")) -}}
+{{- $mounts = append $mounts (dict "name" "home" "mountPath" "/home/agent") -}}
 {{- end -}}
 {{- $sa := .serviceAccount -}}
 {{- $container := dict "name" "agent" "image" $spec.runtime.image "ports" $ports "env" $env

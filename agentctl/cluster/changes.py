@@ -207,8 +207,11 @@ def _dry_run(work: _Work, manifest: Manifest) -> Change:
         if response.status == 201:
             return diffs.compare(ref, api_version, None, response.body)
         return _takeover(work, manifest)
-    before = live.body if work.options.full else reading.get(
-        work.client, work.resolved[ref], ref.namespace, ref.name)
+    # The items of a LIST carry no apiVersion and kind: without them every object would
+    # differ from its dry-run at /apiVersion and /kind.
+    before = ({"apiVersion": live.resource.api_version, "kind": live.resource.kind,
+               **live.body} if work.options.full else reading.get(
+        work.client, work.resolved[ref], ref.namespace, ref.name))
     change = diffs.compare(ref, api_version, before, response.body)
     managed = ((before or {}).get("metadata") or {}).get("managedFields") or []
     for path in change.paths:

@@ -274,3 +274,18 @@ def test_an_immutable_field_fails_that_object_with_an_explanation(
     assert kube.get(f"/api/v1/namespaces/{ns}/configmaps/chat-assistant-config") \
         .body["data"]["model-id"] == "another-model"
     assert document["environments"][0]["pruned"] is False
+
+
+def test_full_dry_runs_everything_and_still_finds_nothing_to_change(
+        cluster: Cluster, dev: tuple[Path, str]) -> None:
+    """--full compares every object's dry-run with its LISTed body (which carries no
+    apiVersion or kind): an applied fleet is still all unchanged, and nothing is applied."""
+    project, _ = dev
+    assert reconciles.report(cluster, project, "--env", "dev", "--no-wait")[0] == 0
+    code, document = reconciles.report(cluster, project, "--env", "dev", "--full")
+    assert code == 0, document
+    [env] = document["environments"]
+    assert env["summary"]["unchanged"] == len(env["objects"]), env["summary"]
+    assert env["requests"]["PATCH dryRun"] == len(env["objects"]) - 1, env["requests"]
+    assert "PATCH apply" not in env["requests"], env["requests"]
+    assert diff_run(cluster, project, "--env", "dev", "--full").exit_code == 0

@@ -127,19 +127,22 @@ def selectors(body: dict[str, Any]) -> list[tuple[str, dict[str, str]]]:
 
 
 def selector_problems(objects: list[dict[str, Any]]) -> list[str]:
-    pods: dict[str, list[dict[str, str]]] = {}
+    pods: dict[tuple[str, str], list[dict[str, str]]] = {}
     for body in objects:
         if body["kind"] in WORKLOAD_KINDS:
             labels = body["spec"]["template"]["metadata"]["labels"]
-            pods.setdefault(labels[LABEL_AGENT], []).append(labels)
+            pods.setdefault((body["metadata"]["namespace"], labels[LABEL_AGENT]), []).append(
+                labels)
     problems = []
     for body in objects:
         agent = body["metadata"]["labels"][LABEL_AGENT]
         for where, wanted in selectors(body):
             if wanted.get(LABEL_AGENT) != agent:
                 problems.append(f"{describe(body)}: {where} lacks {LABEL_AGENT}={agent}")
-            elif LABEL_TRACK not in wanted:
-                missed = [p[LABEL_TRACK] for p in pods.get(agent, [])
+            elif LABEL_TRACK not in wanted and body["kind"] != "ServiceMonitor":  # selects
+                # Services, whose own selectors are checked here
+                key = (body["metadata"]["namespace"], agent)
+                missed = [p[LABEL_TRACK] for p in pods.get(key, [])
                           if not wanted.items() <= p.items()]
                 if missed:
                     problems.append(f"{describe(body)}: {where} misses tracks {missed}")
@@ -242,3 +245,28 @@ def test_the_storage_check_finds_a_read_only_root_without_home() -> None:
     pod["volumes"] = [{"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}]
     assert storage_problems("p", pod) == [
         "p: requests 0 bytes of ephemeral storage for emptyDirs of 1073741824"]
+
+
+def monitored_services(objects: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """ServiceMonitor → the Services of its namespace whose labels its selector matches."""
+    found = {}
+    for monitor in (b for b in objects if b["kind"] == "ServiceMonitor"):
+        wanted = monitor["spec"]["selector"]["matchLabels"].items()
+        found[describe(monitor)] = [
+            describe(s) for s in objects if s["kind"] == "Service"
+            and s["metadata"]["namespace"] == monitor["metadata"]["namespace"]
+            and wanted <= s["metadata"]["labels"].items()]
+    return found
+
+
+@pytest.mark.parametrize("project", ["example", "features"])
+def test_each_service_monitor_selects_exactly_one_service(
+        project: str, bodies: dict[str, list[dict[str, Any]]]) -> None:
+    """One target per pod: one Service (which covers every track, as the selector test shows)."""
+    selected = monitored_services(bodies[project])
+    assert selected
+    assert {m: s for m, s in selected.items() if len(s) != 1} == {}
+    old = [{**b, "spec": {**b["spec"], "selector": {"matchLabels": {
+        "app.kubernetes.io/name": b["metadata"]["labels"][LABEL_AGENT]}}}}
+           if b["kind"] == "ServiceMonitor" else b for b in bodies[project]]
+    assert {m: s for m, s in monitored_services(old).items() if len(s) != 1}

@@ -317,3 +317,43 @@ def test_verify_refuses_a_committed_tree_that_differs_from_a_fresh_render(
     assert result.exit_code == 2, result.output
     assert "--verify" in result.output
     assert diff(project).exit_code == 3  # the committed tree itself is intact
+
+
+# -- reading a committed tree fast, and only as fast as it is safe ------------------------------
+
+
+def test_the_fast_reader_reads_every_committed_file_as_the_general_loader_does() -> None:
+    from agentctl.render import yamlparsing
+
+    files = sorted((ROOT / "rendered").glob("*/*/*.yaml"))
+    assert len(files) > 50
+    for path in files:
+        text = path.read_text()
+        fast = yamlparsing.load_written(text)
+        assert fast is not None, path
+        assert [fast] == yamlparsing.load_all(text), path
+
+
+@pytest.mark.parametrize("text", [
+    "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 10)}]\n"
+        for i in range(7)),  # an alias bomb of 10^8 nodes
+    "a: 1\na: 2\n",  # a duplicate key
+    "".join(" " * i + "k:\n" for i in range(500)),  # deeper than agentctl writes
+    "- a\n",  # not a mapping
+    "a: 1\n---\nb: 2\n",  # two documents
+])
+def test_the_fast_reader_declines_what_the_general_loader_must_judge(text: str) -> None:
+    from agentctl.render import yamlparsing
+
+    assert yamlparsing.load_written(text) is None
+
+
+def test_a_committed_alias_bomb_is_refused_as_changed(project: Path) -> None:
+    path = _deployment(project)
+    path.write_text("a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 10)}]\n"
+        for i in range(7)))
+    result = diff(project)
+    assert result.exit_code == 2, result.output
+    assert "changed since it was rendered" in result.output

@@ -18,8 +18,8 @@ INIT_HELP = """Scaffold a working agentctl repository in DIR (default: the proje
 Writes agentctl.yaml (the project is named after DIR), agents/example.yaml, environments
 dev, staging and prod, a CI workflow that runs `agentctl validate --strict` and
 `agentctl render --all-envs --check`, a pull-request workflow that posts the rendered
-difference (`agentctl diff --base`) as one comment, .gitignore and README.md. Refuses to overwrite existing
-files (exit 2 listing them) unless --force.
+difference (`agentctl diff --base`) as one comment, .gitignore and README.md. Refuses to
+overwrite existing files (exit 2 listing them) unless --force.
 
 Examples:
 

@@ -369,28 +369,15 @@ def desired(root: Path, envs: tuple[str, ...] = (), all_envs: bool = False,
     return DesiredResult(out_envs, warnings, source)
 
 
-COMMITTED_CHUNK = 250
-"""Committed files parsed per task; a tree of more than one chunk is parsed by worker
-processes (from the main thread), libyaml's Python-side construction being most of a diff's
-start on a large fleet (benchmarks/README.md)."""
-
-
 def _committed(inputs: Inputs, env: str, warnings: list[Problem]) -> EnvRender:
     out = inputs.root / inputs.project.spec.output
     committed = writing.read_committed(out, env)
     warnings += committed.warnings
     applyset = _applyset(inputs, env)
     environment = merging.environment_of(inputs, env)
-    files = committed.files
-    tasks = [files[i:i + COMMITTED_CHUNK] for i in range(0, len(files), COMMITTED_CHUNK)]
-    workers = _worker_count(None, len(tasks) * PARALLEL_MIN_AGENTS)
-    if workers > 1 and len(tasks) > 1:
-        parsed = _forked(writing.parse_committed, (out / env,), tasks, workers)
-    else:
-        parsed = [writing.parse_committed(out / env, task) for task in tasks]
-    problems = [p for _, found in parsed for p in found]
+    objects, problems = writing.parse_committed(out / env, committed.files)
     manifests = []
-    for name, body in (item for objects, _ in parsed for item in objects):
+    for name, body in objects:
         labels = (body.get("metadata") or {}).get("labels") or {}
         manifest = Manifest(body, str(labels.get(LABEL_AGENT, "")), "", name)
         manifest.file = name

@@ -434,15 +434,32 @@ def parse_committed(folder: Path, files: list[tuple[str, str, bytes]]
     problems: list[Problem] = []
     for name, recorded, data in files:
         try:
-            docs = yamlparsing.load_all(data.decode("utf-8"))
-        except (yaml.YAMLError, yamlparsing.TooDeepError, ValueError, RecursionError):
-            docs = []
-        body = docs[0] if len(docs) == 1 and isinstance(docs[0], dict) else {}
-        annotations = (body.get("metadata") or {}).get("annotations") or {}
-        if not body or digest(body) != recorded or annotations.get(ANNOTATION_DIGEST) != recorded:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            text = ""
+        body = yamlparsing.load_written(text) if text else None
+        if body is None or not _sealed(body, recorded):
+            body = _load_slowly(text)
+        if body is None or not _sealed(body, recorded):
             problems.append(Problem(file=str(folder / name), message=(
                 "changed since it was rendered (its digest is not the one provenance.json "
                 f"records): review the edit, then run agentctl render --out {folder.parent}")))
             continue
         objects.append((name, body))
     return objects, problems
+
+
+def _load_slowly(text: str) -> dict[str, Any] | None:
+    """The file's one mapping by the loader every other input goes through."""
+    try:
+        docs = yamlparsing.load_all(text)
+    except (yaml.YAMLError, yamlparsing.TooDeepError, ValueError, RecursionError):
+        return None
+    return docs[0] if len(docs) == 1 and isinstance(docs[0], dict) else None
+
+
+def _sealed(body: dict[str, Any], recorded: str) -> bool:
+    """Whether an object has the recorded digest, computed and in its digest annotation."""
+    annotations = (body.get("metadata") or {}).get("annotations") or {}
+    return (isinstance(annotations, dict) and annotations.get(ANNOTATION_DIGEST) == recorded
+            and digest(body) == recorded)

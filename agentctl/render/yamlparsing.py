@@ -131,6 +131,30 @@ def load_all(text: str) -> list[Any]:
     return list(yaml.load_all(text, Loader=Loader))
 
 
+_DEEPER_THAN_WRITTEN = re.compile(r"^ {400}", re.MULTILINE)
+
+
+def load_written(text: str) -> dict[str, Any] | None:
+    """The one mapping of a file agentctl wrote (an object of a committed tree), parsed by
+    yaml-rs: a Rust YAML 1.2 parser that builds the objects natively, an order of magnitude
+    faster than libyaml's Python-side construction on a large tree (benchmarks/README.md).
+    Aliases expand to at most MAX_NODES events and duplicate keys are refused. None when it
+    cannot say (not exactly one mapping, deeper nesting than agentctl writes, a parse error):
+    the caller then uses `load_all`. Callers check the result against a digest, so a difference
+    between the two parsers can only cost time, never change what is read."""
+    if _DEEPER_THAN_WRITTEN.search(text):
+        return None
+    import yaml_rs  # only the cluster commands read committed trees
+
+    try:
+        value = yaml_rs.loads(text, parse_datetime=False,
+                              alias_limits=yaml_rs.AliasLimits(
+                                  max_total_replayed_events=MAX_NODES))
+    except (yaml_rs.YAMLDecodeError, ValueError, RecursionError, OverflowError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
 class PositionTrees:
     """The round-trip node trees of one file's documents, parsed on first use."""
 

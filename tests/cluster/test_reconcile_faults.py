@@ -1,0 +1,111 @@
+"""reconcile when the API server fails mid-run, through a fault-injecting proxy: answers of 500,
+throttling with 429, and a server that stops answering. A failed run exits non-zero and prunes
+nothing; the next run converges."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agentctl.cluster import leasing
+
+from . import faults, projects, reconciles
+from .kube import Cluster, Kube
+from .test_diff import run as diff_run
+
+pytestmark = pytest.mark.cluster
+
+
+@pytest.fixture
+def changed(cluster: Cluster, tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """dev reconciled, then the gpu-inference agent removed and chat-assistant changed: the
+    next run has applies and a prune to do."""
+    with reconciles.dev_project(cluster, tmp_path) as (project, ns):
+        assert reconciles.report(cluster, project, "--env", "dev", "--no-wait")[0] == 0
+        (project / "agents" / "gpu-inference.yaml").unlink()
+        path = project / "agents" / "chat-assistant.yaml"
+        path.write_text(path.read_text().replace("chat-agent:1.2.0", "chat-agent:1.3.0"))
+        projects.render_out(project)
+        yield project, ns
+
+
+def _still_there(kube: Kube, ns: str) -> bool:
+    return kube.get(f"/apis/apps/v1/namespaces/{ns}/deployments/gpu-inference").status == 200
+
+
+def _applies(method: str, path: str) -> bool:
+    return method == "PATCH" and "fieldManager=agentctl" in path and "dryRun" not in path
+
+
+def test_500s_fail_the_objects_prune_nothing_and_the_next_run_converges(
+        cluster: Cluster, changed: tuple[Path, str], tmp_path: Path) -> None:
+    project, ns = changed
+
+    def fault(method: str, path: str) -> int | None:
+        return 500 if _applies(method, path) and "/deployments/" in path else None
+
+    with faults.proxy(cluster, tmp_path, fault) as kubeconfig:
+        result = reconciles.invoke(cluster, project, "--env", "dev", "--no-wait", "-o", "json",
+                                   kubeconfig=kubeconfig)
+    assert result.exit_code == 4, result.output
+    assert "Traceback" not in result.output
+    assert _still_there(cluster.kube, ns)
+    code, document = reconciles.report(cluster, project, "--env", "dev", "--no-wait")
+    assert code == 0, document
+    assert reconciles.objects(document)["Deployment/gpu-inference"]["outcome"] == "deleted"
+    assert diff_run(cluster, project, "--env", "dev").exit_code == 0
+
+
+def test_throttling_is_retried_and_the_run_converges(
+        cluster: Cluster, changed: tuple[Path, str], tmp_path: Path) -> None:
+    project, ns = changed
+    seen: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def fault(method: str, path: str) -> int | None:
+        if method not in ("GET", "PATCH"):
+            return None  # POST is never retried (it is not idempotent)
+        with lock:
+            seen[f"{method} {path}"] = seen.get(f"{method} {path}", 0) + 1
+            return 429 if seen[f"{method} {path}"] == 1 else None  # each request once
+
+    with faults.proxy(cluster, tmp_path, fault) as kubeconfig:
+        result = reconciles.invoke(cluster, project, "--env", "dev", "--no-wait",
+                                   kubeconfig=kubeconfig)
+    assert result.exit_code == 0, result.output
+    assert len(seen) > 20, seen
+    assert all(n >= 2 for n in seen.values()), seen  # each throttled once, then retried
+    assert not _still_there(cluster.kube, ns) or "deletionTimestamp" in cluster.kube.get(
+        f"/apis/apps/v1/namespaces/{ns}/deployments/gpu-inference").body["metadata"]
+
+
+def test_a_server_that_stops_mid_run_is_exit_3_prunes_nothing_and_the_next_run_converges(
+        cluster: Cluster, changed: tuple[Path, str], tmp_path: Path) -> None:
+    project, ns = changed
+    stopped = threading.Event()
+
+    def fault(method: str, path: str) -> int | None:
+        if _applies(method, path):
+            stopped.set()
+        return faults.DROP if stopped.is_set() else None
+
+    with faults.proxy(cluster, tmp_path, fault) as kubeconfig:
+        result = reconciles.invoke(cluster, project, "--env", "dev", "--no-wait",
+                                   kubeconfig=kubeconfig)
+    assert result.exit_code == 3, result.output
+    assert "cannot reach" in result.output
+    assert "Traceback" not in result.output
+    assert _still_there(cluster.kube, ns)
+    # its lease could not be released: it expires, and then the next run takes it over
+    stopped_at = time.monotonic()
+    assert reconciles.invoke(cluster, project, "--env", "dev").exit_code == 5
+    time.sleep(max(0.0, leasing.DURATION + 2 - (time.monotonic() - stopped_at)))
+    code, document = reconciles.report(cluster, project, "--env", "dev", "--no-wait")
+    assert code == 0, document
+    assert document["environments"][0]["lease"]["tookOverFrom"]
+    assert reconciles.objects(document)["Deployment/gpu-inference"]["outcome"] == "deleted"
+    assert diff_run(cluster, project, "--env", "dev").exit_code == 0

@@ -95,14 +95,12 @@ def compute(client: Client, resources: Resources, desired: DesiredEnv,
                                 metadata_only=not work.options.full,
                                 workers=work.options.workers)
     changes = [_parent_change(work, live_parent)]
-    shortcut, pending = [], []
     keys: dict[str, Any] = {}
+    pending = []  # what the digest shortcut cannot call unchanged
     for manifest in desired.manifests:
         live = work.live.get(_key(manifest.ref))
-        if (live is not None and not work.options.full
-                and ownership.unchanged(live.meta, manifest.body, manifest.digest, keys)):
-            shortcut.append(manifest)
-        else:
+        if (live is None or work.options.full
+                or not ownership.unchanged(live.meta, manifest.body, manifest.digest, keys)):
             pending.append(manifest)
     work.creating_namespaces = {m.ref.name for m in desired.manifests
                                 if m.ref.kind == "Namespace" and m.ref.group == ""

@@ -53,7 +53,7 @@ CASES = {
         "spec.model.source.uri", "uri:"),
     "tracing_endpoint_userinfo": (
         "  lifecycle:\n", "  observability:\n    tracing: {mode: env, endpoint: "
-        f"'http://otel:{SECRETS['key']}@collector.observability:4317'}}\n  lifecycle:\n",
+        f"'http://otel:{SECRETS['key']}@collector.observability.svc:4317'}}\n  lifecycle:\n",
         "spec.observability.tracing.endpoint", "endpoint:"),
 }
 

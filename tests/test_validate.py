@@ -16,14 +16,19 @@ def test_example_fleet_is_valid(runner: CliRunner) -> None:
     result = runner.invoke(app, ["-C", str(REPO), "validate"])
     assert result.exit_code == 0, result.output
     assert "dev, prod, staging" in result.output
-    # dev declares no External Secrets Operator: the fallback is a warning, and --strict fails.
+    # dev declares no External Secrets Operator, and dev and staging no Cilium (they fall back
+    # to public HTTPS for ticket-triage's model provider): warnings, and --strict fails.
     assert "ExternalSecret needs capability" in result.output
     strict = runner.invoke(app, ["-C", str(REPO), "validate", "--strict"])
     assert strict.exit_code == 2
-    assert ("agents/research-memory.yaml:32:9: spec.secrets.external[0].name: ExternalSecret "
+    assert ("agents/research-memory.yaml:39:9: spec.secrets.external[0].name: ExternalSecret "
             "needs capability external-secrets.io/v1/ExternalSecret in environment dev"
             ) in strict.output
-    assert strict.output.count("\n") == 1  # that is the only problem
+    for env in ("dev", "staging"):
+        assert ("agents/ticket-triage.yaml:13:5: spec.model.provider: egress to "
+                "api.anthropic.com cannot be pinned to the domain without capability "
+                f"cilium.io/v2/CiliumNetworkPolicy in environment {env}") in strict.output
+    assert strict.output.count("\n") == 3  # those are the only problems
     assert runner.invoke(app, ["-C", str(REPO), "validate", "-e", "prod", "--strict"]
                          ).exit_code == 0
 

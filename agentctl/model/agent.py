@@ -16,6 +16,7 @@ from agentctl.model.common import (
     DNS1123Label,
     DNS1123Subdomain,
     Duration,
+    Endpoint,
     NonEmptyStr,
     ObjectMeta,
     Quantity,
@@ -135,11 +136,15 @@ class Tool(StrictModel):
 class SessionMemory(StrictModel):
     backend: Literal["inMemory", "redis", "postgres"] = "inMemory"
     url_secret_ref: SecretKeyRef | None = None
+    endpoint: Endpoint | None = None
+    """Where the store listens, so restricted egress can allow it (see network.egress)."""
 
     @model_validator(mode="after")
     def _url(self) -> Self:
         if self.backend == "inMemory" and self.url_secret_ref is not None:
             raise rule("urlSecretRef", "an inMemory session store takes no urlSecretRef")
+        if self.backend == "inMemory" and self.endpoint is not None:
+            raise rule("endpoint", "an inMemory session store has no endpoint")
         if self.backend != "inMemory" and self.url_secret_ref is None:
             raise rule("urlSecretRef", f"a {self.backend} session store needs urlSecretRef")
         return self
@@ -148,6 +153,8 @@ class SessionMemory(StrictModel):
 class LongTermMemory(StrictModel):
     backend: Literal["postgres", "redis", "qdrant", "pinecone"]
     url_secret_ref: SecretKeyRef
+    endpoint: Endpoint | None = None
+    """Where the store listens, so restricted egress can allow it (see network.egress)."""
     embedding_model: NonEmptyStr | None = None
     ttl_days: Annotated[int, Field(ge=1, le=36500)] = 15
 
@@ -176,6 +183,8 @@ class StateVolume(StrictModel):
 class Database(StrictModel):
     name: DNS1123Label
     url_secret_ref: SecretKeyRef
+    endpoint: Endpoint | None = None
+    """Where the database listens, so restricted egress can allow it (see network.egress)."""
     wait_for_ready: bool = True
 
 

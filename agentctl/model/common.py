@@ -7,7 +7,7 @@ key) and reads and writes camelCase keys, exactly as they appear in YAML.
 
 import re
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
 from pydantic import (
     AfterValidator,
@@ -17,6 +17,7 @@ from pydantic import (
     Field,
     StringConstraints,
     WithJsonSchema,
+    model_validator,
 )
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
@@ -201,6 +202,29 @@ class ConfigMapKeyRef(StrictModel):
 
 class LocalObjectReference(StrictModel):
     name: DNS1123Subdomain
+
+
+EndpointHost = Annotated[str, StringConstraints(
+    pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$", max_length=253)]
+"""A domain, an IPv4 address or an in-cluster Service name (`<service>.<namespace>.svc`)."""
+
+
+class Endpoint(StrictModel):
+    """Where a backend listens, for egress: rendering reads no Secret, so the URL in the
+    `urlSecretRef` cannot tell. A `host` (a domain, an IPv4 address, or `<service>.<namespace>.svc`
+    for a Service) and port, or an in-cluster `namespace` and port."""
+
+    host: EndpointHost | None = None
+    namespace: DNS1123Label | None = None
+    port: Annotated[int, Field(ge=1, le=65535)]
+
+    @model_validator(mode="after")
+    def _host_xor_namespace(self) -> Self:
+        if (self.host is None) == (self.namespace is None):
+            raise rule("host" if self.host is not None else "",
+                       "set host (a domain, an IP address or <service>.<namespace>.svc) or "
+                       "namespace (in-cluster), not both")
+        return self
 
 
 class ObjectMeta(StrictModel):

@@ -200,11 +200,24 @@ class HttpRoute(StrictModel):
 class InClusterPeer(StrictModel):
     namespace: DNS1123Label
     port: Port | None = None
+    """A TCP port; every port when unset."""
 
 
 class Egress(StrictModel):
+    """Set (even `{}`), egress is restricted: the agent may reach DNS, every dependency its spec
+    names (the model provider or endpoint, the model source, tool URLs, the tracing endpoint,
+    the memory and database backends' endpoints) and what is listed here, nothing else."""
+
     allowed_domains: list[Hostname] = Field(default_factory=list)
+    """Further domains (`*.example.com` for subdomains), on TCP 443."""
     allow_in_cluster: list[InClusterPeer] = Field(default_factory=list)
+    """Further namespaces (and ports) in the cluster."""
+
+
+class Ingress(StrictModel):
+    allow_from: list[InClusterPeer] = Field(default_factory=list)
+    """Namespaces (and ports of the agent) that may connect besides the agent's own namespace,
+    its gateway and the metrics scraper, where the environment restricts ingress."""
 
 
 class Pdb(StrictModel):
@@ -215,5 +228,6 @@ class Network(StrictModel):
     service: ServiceSpec = Field(default_factory=ServiceSpec)
     http_route: HttpRoute | None = None
     egress: Egress | None = None
+    ingress: Ingress = Field(default_factory=Ingress)
     pdb: Pdb = Field(default_factory=Pdb)
     """A PodDisruptionBudget, rendered whenever more than one replica can run."""

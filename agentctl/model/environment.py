@@ -45,6 +45,19 @@ class Nodes(StrictModel):
     more than one pod also spread across zones."""
 
 
+class EnvironmentNetwork(StrictModel):
+    ingress: Literal["open", "restricted"] = "open"
+    """`restricted`: each agent admits only its own namespace, its gateway (the namespaces of
+    its HTTPRoute's parentRefs) on its port, the metrics scraper's namespace on the metrics port
+    and its `network.ingress.allowFrom`."""
+    egress_fallback: Literal["none", "publicHTTPS"] = "none"
+    """Without `cilium.io/v2/CiliumNetworkPolicy` a domain cannot be pinned: `none` makes a
+    restricted agent's domain an error, `publicHTTPS` allows TCP 443 to public addresses (never
+    private, link-local, CGNAT or loopback ranges) instead, with a warning naming the domain."""
+    scraper_namespace: DNS1123Label = "monitoring"
+    """The namespace the metrics scraper (Prometheus) runs in."""
+
+
 class EnvironmentSpec(StrictModel):
     cluster: ClusterRef = Field(default_factory=ClusterRef)
     namespace: DNS1123Label
@@ -57,6 +70,7 @@ class EnvironmentSpec(StrictModel):
     images: Images = Field(default_factory=Images)
     prune: bool = True
     nodes: Nodes = Field(default_factory=Nodes)
+    network: EnvironmentNetwork = Field(default_factory=EnvironmentNetwork)
 
     @model_validator(mode="after")
     def _namespaces(self) -> Self:

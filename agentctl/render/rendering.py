@@ -2,9 +2,10 @@
 
 Templates run in the sandbox of `sandboxing.py` and see exactly `agent` and `env` (fresh copies
 for every agent, so a template that changes them changes nothing else) and `capabilities`
-(sorted), plus `warn`/`fail` to report. A template's output is bounded in size and its rendering
-in CPU time and allocation. Errors name the blueprint file and line. A `Renderer` keeps the
-compiled templates of one render; it holds no state shared with other renders or threads.
+(sorted), plus `warn`/`error`/`fail` to report. A template's output is bounded in size and its
+rendering in CPU time and allocation. Errors name the blueprint file and line. A `Renderer`
+keeps the compiled templates of one render; it holds no state shared with other renders or
+threads.
 """
 
 from __future__ import annotations
@@ -83,6 +84,10 @@ class Renderer:
             out.warnings.append(_attribute(sources, at(path), message, path))
             return ""
 
+        def error(path: str, message: str) -> str:
+            out.problems.append(_attribute(sources, at(path), message, path))
+            return ""
+
         def fail(path: str, message: str) -> NoReturn:
             raise _Abort(path, message)
 
@@ -90,7 +95,7 @@ class Renderer:
             out.problems.append(_attribute(sources, (section,), f"blueprint {blueprint.name!r} "
                                 f"does not handle spec.{section}", f"spec.{section}"))
         context = {"agent": agent_data, "env": env_data, "capabilities": capabilities,
-                   "warn": warn, "fail": fail}
+                   "warn": warn, "error": error, "fail": fail}
         current = ""
         try:
             with sandboxing.budget():

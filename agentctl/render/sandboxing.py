@@ -23,6 +23,7 @@ import re
 import stat
 import sys
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -428,6 +429,21 @@ def quantity_sum(values: Iterable[Any]) -> str:
 _SUFFIXES = ("Ei", "Pi", "Ti", "Gi", "Mi", "Ki", "E", "P", "T", "G", "M", "k", "", "m", "u", "n")
 
 
+_DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443, "grpcs": 443}
+
+
+def url_parts(url: str) -> dict[str, Any]:
+    """`scheme`, `host` (lower case, without user info or IPv6 brackets) and `port` of a URL:
+    the explicit port, else the scheme's well-known one (http 80, https 443, …), else None."""
+    parts = urllib.parse.urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return {"scheme": parts.scheme, "host": (parts.hostname or "").rstrip("."),
+            "port": port if port is not None else _DEFAULT_PORTS.get(parts.scheme)}
+
+
 def build_environment(folder: Path) -> SandboxedEnvironment:
     """The Jinja2 environment of a blueprint folder, built only here: sandboxed, strict,
     JSON-finalised, a fixed set of bounded filters, templates only from the folder."""
@@ -449,7 +465,7 @@ def build_environment(folder: Path) -> SandboxedEnvironment:
     for name in ("lipsum", "cycler", "joiner"):
         env.globals.pop(name, None)
     env.filters.update(sha256=_sha256, merge=merge_patch, tojson=finalize, to_json=finalize,
-                       quantity_sum=quantity_sum)
+                       quantity_sum=quantity_sum, url_parts=url_parts)
     env.filters = {name: _bounded_filter(name, func) for name, func in env.filters.items()}
     env.filters[_ITERATE] = _iterate
     env.filters[_CONCAT] = _concat

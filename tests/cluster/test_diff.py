@@ -434,3 +434,13 @@ def test_a_kind_the_cluster_does_not_serve_exits_3_naming_the_capability(
     assert isinstance(result.exception, SystemExit), result.exception
     assert "example.com/v1/Widget" in result.output
     assert "Widget/" in result.output
+
+
+def test_a_foreign_file_in_the_committed_tree_only_warns(cluster: Cluster,
+                                                        dev: tuple[Path, str]) -> None:
+    project, _ = dev
+    readme = project / "rendered" / "dev" / "README.md"
+    readme.write_text("# What this folder is\n")
+    result = run(cluster, project, "--env", "dev")
+    assert result.exit_code == 0, result.output
+    assert f"{readme}: foreign file (not in provenance.json): never applied" in result.output

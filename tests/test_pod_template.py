@@ -202,3 +202,14 @@ def test_a_downloaded_model_needs_a_cache_size(tmp_path: Path) -> None:
     assert result.exit_code == 2, result.output
     assert re.search(AT_AGENT + r": spec\.model\.source\.cache: a downloaded model needs a "
                      r"cache size \(the emptyDir's sizeLimit", result.output), result.output
+
+
+def test_a_gpu_agent_where_there_are_no_gpu_nodes_is_an_error(tmp_path: Path) -> None:
+    spec = {"resources": {"gpu": {"count": 1}}}
+    root = write_project(tmp_path / "none", {AGENT_FILE: agent(spec)})
+    result = invoke(root)
+    assert result.exit_code == 2, result.output
+    assert re.search(AT_AGENT + r": spec\.resources\.gpu: environment dev has no GPU nodes "
+                     r"\(nodes\.gpu: false\): the pods would stay Pending", result.output)
+    pod = pod_of(tmp_path / "gpu", spec, {"nodes": {"gpu": True}})
+    assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 1

@@ -43,6 +43,9 @@ class Nodes(StrictModel):
     zones: bool = False
     """The nodes are spread over zones (labelled `topology.kubernetes.io/zone`): agents with
     more than one pod also spread across zones."""
+    gpu: bool = False
+    """Nodes with GPUs exist here. Without them an agent asking for a GPU would never be
+    scheduled: an error at its `resources.gpu`."""
 
 
 class EnvironmentNetwork(StrictModel):

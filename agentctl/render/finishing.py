@@ -9,7 +9,7 @@ problems naming `Kind/namespace/name` and the agent's file.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentctl.errors import Problem
 from agentctl.manifests import (
@@ -28,10 +28,12 @@ from agentctl.manifests import (
     scope_of,
     sha256_json,
 )
-from agentctl.model.agent import Agent
 from agentctl.model.environment import Environment
 from agentctl.render.policies import LEVELS, allows, level_of, qos_class, violations
 from agentctl.render.sources import Source, attribute, field_path
+
+if TYPE_CHECKING:
+    from agentctl.model.agent import Agent
 
 
 def finish(agent: Agent, environment: Environment, applyset: str, manifests: list[Manifest],

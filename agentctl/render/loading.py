@@ -20,7 +20,6 @@ import yaml
 from pydantic import ValidationError
 
 from agentctl.errors import Problem
-from agentctl.model.agent import AGENT_API_VERSION, AgentMeta
 from agentctl.model.environment import PROJECT_API_VERSION, Environment, Project
 from agentctl.render import yamlparsing
 from agentctl.render.inputs import AgentDoc, EnvironmentDoc, Inputs
@@ -192,6 +191,8 @@ def _load_environment(doc: dict[str, Any], source: Source, path: Path,
 
 def _load_agent(doc: dict[str, Any], source: Source,
                 problems: list[Problem]) -> AgentDoc | None:
+    from agentctl.model.agent import AGENT_API_VERSION, AgentMeta  # only to load agents
+
     if not _check_type(doc, source, AGENT_API_VERSION, "Agent", problems):
         return None
     found = False

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from agentctl.errors import InputError, Problem, StaleOutputError
 from agentctl.manifests import (
@@ -27,9 +27,16 @@ from agentctl.manifests import (
     applyset_id,
     applyset_parent_name,
 )
-from agentctl.render import blueprints, finishing, formatting, loading, merging, writing
+from agentctl.render import finishing, loading, writing
 from agentctl.render.inputs import AgentDoc, Inputs
-from agentctl.render.rendering import Rendered, Renderer
+
+if TYPE_CHECKING:
+    from agentctl.model.environment import Environment
+    from agentctl.render import blueprints
+    from agentctl.render.rendering import Renderer
+
+# Rendering's modules (Jinja2, the Agent model) are imported where a render happens: acting on a
+# committed tree (diff, reconcile) never needs them.
 
 T = TypeVar("T")
 
@@ -116,6 +123,9 @@ def render(root: Path, envs: tuple[str, ...] = (), all_envs: bool = False, *,
             len(docs) * len(selected) / (workers * TASKS_PER_WORKER)))
     tasks = [_Task(env, start, min(start + chunk, len(docs)), agent, workers > 1, checks)
              for env in selected for start in range(0, max(len(docs), 1), chunk)]
+    from agentctl.render import merging
+    from agentctl.render.rendering import Renderer
+
     renderer = Renderer()  # compiled templates, shared by the chunks of one process
     if workers <= 1 or len(tasks) == 1:
         chunks = [_render_chunk(inputs, docs, renderer, task) for task in tasks]
@@ -174,11 +184,18 @@ class _Chunk:
 
 def _applyset(inputs: Inputs, env: str) -> str:
     parent = applyset_parent_name(inputs.project.metadata.name, env)
-    return applyset_id(parent, merging.environment_of(inputs, env).spec.namespace)
+    return applyset_id(parent, _environment(inputs, env).spec.namespace)
+
+
+def _environment(inputs: Inputs, env: str) -> Environment:
+    return inputs.environments[env].environment
 
 
 def _render_chunk(inputs: Inputs, docs: list[AgentDoc], renderer: Renderer,
                   task: _Task) -> _Chunk:
+    from agentctl.render import blueprints, formatting, merging
+    from agentctl.render.rendering import Rendered
+
     if task.checks:
         from agentctl.render import validating  # jsonschema and the schemas: only here
     out = _Chunk(env=task.env)
@@ -229,7 +246,7 @@ def _assemble(inputs: Inputs, env: str, chunks: list[_Chunk],
     manifests = sorted((m for c in chunks for m in c.manifests), key=lambda m: m.ref)
     problems += finishing.duplicates(m.origin for m in manifests)
     problems += writing.file_names(env, manifests)
-    return EnvRender(env, merging.environment_of(inputs, env).spec.namespace,
+    return EnvRender(env, _environment(inputs, env).spec.namespace,
                      _applyset(inputs, env), manifests)
 
 
@@ -270,6 +287,8 @@ def _problem_order(problem: Problem) -> tuple[str, str, int, int, str, str]:
 
 def outputs(result: RenderResult) -> dict[str, dict[str, str]]:
     """Each environment's files: name → YAML, and its provenance.json."""
+    from agentctl.render import formatting
+
     files: dict[str, dict[str, str]] = {}
     for env in result.envs:
         texts = formatting.texts(env.manifests)
@@ -281,6 +300,8 @@ def outputs(result: RenderResult) -> dict[str, dict[str, str]]:
 
 def stream(result: RenderResult) -> str:
     """Every environment's objects as one multi-document YAML stream, in apply order."""
+    from agentctl.render import formatting
+
     return "".join(formatting.stream(env.manifests) for env in result.envs)
 
 
@@ -361,7 +382,7 @@ def desired(root: Path, envs: tuple[str, ...] = (), all_envs: bool = False,
             warnings += changes.warnings
     out_envs = []
     for env in rendered:
-        spec = merging.environment_of(inputs, env.env).spec
+        spec = _environment(inputs, env.env).spec
         out_envs.append(DesiredEnv(
             env.env, env.namespace, env.applyset,
             applyset_parent_name(inputs.project.metadata.name, env.env), env.manifests,
@@ -374,7 +395,7 @@ def _committed(inputs: Inputs, env: str, warnings: list[Problem]) -> EnvRender:
     committed = writing.read_committed(out, env)
     warnings += committed.warnings
     applyset = _applyset(inputs, env)
-    environment = merging.environment_of(inputs, env)
+    environment = _environment(inputs, env)
     objects, problems = writing.parse_committed(out / env, committed.files)
     manifests = []
     for name, body in objects:

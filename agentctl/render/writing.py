@@ -440,7 +440,9 @@ def parse_committed(folder: Path, files: list[tuple[str, str, bytes]]
         body = yamlparsing.load_written(text) if text else None
         if body is None or not _sealed(body, recorded):
             body = _load_slowly(text)
-        if body is None or not _sealed(body, recorded):
+            if body is not None and not _sealed(body, recorded):
+                body = None
+        if body is None:
             problems.append(Problem(file=str(folder / name), message=(
                 "changed since it was rendered (its digest is not the one provenance.json "
                 f"records): review the edit, then run agentctl render --out {folder.parent}")))

@@ -27,8 +27,9 @@ from agentctl.manifests import (
     applyset_id,
     applyset_parent_name,
 )
-from agentctl.render import finishing, loading, writing
+from agentctl.render import finishing, loading, reading, writing
 from agentctl.render.inputs import AgentDoc, Inputs
+from agentctl.render.trees import PROVENANCE
 
 if TYPE_CHECKING:
     from agentctl.model.environment import Environment
@@ -293,7 +294,7 @@ def outputs(result: RenderResult) -> dict[str, dict[str, str]]:
     for env in result.envs:
         texts = formatting.texts(env.manifests)
         files[env.env] = {m.file: text for m, text in zip(env.manifests, texts, strict=True)}
-        files[env.env][writing.PROVENANCE] = writing.provenance(env.env, env.applyset,
+        files[env.env][PROVENANCE] = writing.provenance(env.env, env.applyset,
                                                                 env.manifests)
     return files
 
@@ -392,11 +393,11 @@ def desired(root: Path, envs: tuple[str, ...] = (), all_envs: bool = False,
 
 def _committed(inputs: Inputs, env: str, warnings: list[Problem]) -> EnvRender:
     out = inputs.root / inputs.project.spec.output
-    committed = writing.read_committed(out, env)
+    committed = reading.read_committed(out, env)
     warnings += committed.warnings
     applyset = _applyset(inputs, env)
     environment = _environment(inputs, env)
-    objects, problems = writing.parse_committed(out / env, committed.files)
+    objects, problems = reading.parse_committed(out / env, committed.files)
     manifests = []
     for name, body in objects:
         labels = (body.get("metadata") or {}).get("labels") or {}
@@ -407,7 +408,7 @@ def _committed(inputs: Inputs, env: str, warnings: list[Problem]) -> EnvRender:
     problems += finishing.check_committed(environment, applyset, manifests,
                                           inputs.project.spec.scopes)
     if committed.applyset != applyset:
-        problems.append(Problem(file=str(out / env / writing.PROVENANCE), message=(
+        problems.append(Problem(file=str(out / env / PROVENANCE), message=(
             f"records ApplySet {committed.applyset}, but environment {env} is {applyset}: "
             "run agentctl render --out")))
     if problems:

@@ -20,27 +20,17 @@ reaches here, so the tree changes only after every environment rendered cleanly.
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import json
-import os
 import re
-import stat
-import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from agentctl.errors import InputError, Problem, StaleOutputError
-from agentctl.manifests import ANNOTATION_DIGEST, Manifest, digest
+from agentctl.manifests import Manifest, digest
 from agentctl.render import yamlparsing
-
-PROVENANCE = "provenance.json"
-_MAX_READ = 64 * 1024 * 1024
-"""Bytes of a file in the tree that agentctl reads (its own files are far smaller)."""
+from agentctl.render.trees import FILE, PROVENANCE, Tree, unsafe
 
 _LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 _NAMESPACE = re.compile(_LABEL)
@@ -48,9 +38,6 @@ _GROUP = re.compile(rf"{_LABEL}(\.{_LABEL})*")
 _NAME = re.compile(r"[a-z0-9]([-a-z0-9:]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9:]*[a-z0-9])?)*")
 """DNS-1123 subdomains, plus `:` (RBAC names such as `system:auth-delegator`)."""
 _KIND = re.compile(r"[A-Za-z][A-Za-z0-9]{0,62}")
-_FILE = re.compile(r"(_cluster|[a-z0-9-]{1,63})/[a-z0-9]{1,63}(\.[a-z0-9.-]{1,253})?-"
-                   r"[a-z0-9][-a-z0-9.:]{0,252}\.yaml")
-"""Every name `file_names` can produce (what a provenance entry may name)."""
 
 
 def file_names(env: str, manifests: list[Manifest]) -> list[Problem]:
@@ -133,126 +120,21 @@ class Plan:
         return sorted(f"{e.env}/{name}" for e in self.envs for name in (*e.write, *e.delete))
 
 
-class _Tree:
-    """Folders under one root opened without following symlinks (one descriptor each, kept
-    until `close`)."""
-
-    def __init__(self, root: Path, create: bool) -> None:
-        self.root = root
-        self.create = create
-        self._fds: dict[tuple[str, ...], int] = {}
-
-    def folder(self, parts: tuple[str, ...]) -> int | None:
-        """The folder `root/parts…`, or None if missing; OSError(ELOOP/ENOTDIR) if a step is a
-        symlink or a file."""
-        fd = self._fds.get(parts)
-        if fd is not None:
-            return fd
-        if not parts:
-            if self.create:
-                self.root.mkdir(parents=True, exist_ok=True)
-            try:
-                fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
-            except FileNotFoundError:
-                return None
-        else:
-            parent = self.folder(parts[:-1])
-            if parent is None:
-                return None
-            if self.create:
-                with contextlib.suppress(FileExistsError):
-                    os.mkdir(parts[-1], 0o777, dir_fd=parent)
-            try:
-                fd = os.open(parts[-1], os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW,
-                             dir_fd=parent)
-            except FileNotFoundError:
-                return None
-        self._fds[parts] = fd
-        return fd
-
-    def read(self, parts: tuple[str, ...]) -> bytes | None:
-        """A regular file's bytes, None if missing; OSError if a step is a symlink."""
-        folder = self.folder(parts[:-1])
-        if folder is None:
-            return None
-        try:  # O_NONBLOCK: a FIFO placed here must not block the open
-            fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=folder)
-        except FileNotFoundError:
-            return None
-        with os.fdopen(fd, "rb") as handle:
-            info = os.fstat(handle.fileno())
-            if not stat.S_ISREG(info.st_mode):
-                raise OSError(errno.EISDIR, "not a regular file")
-            if info.st_size > _MAX_READ:
-                raise OSError(errno.EFBIG, f"larger than {_MAX_READ} bytes")
-            return handle.read(_MAX_READ + 1)
-
-    def write(self, parts: tuple[str, ...], data: bytes) -> None:
-        folder = self.folder(parts[:-1])
-        assert folder is not None
-        temp = f".agentctl-{os.getpid()}-{threading.get_ident()}.tmp"
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644,
-                     dir_fd=folder)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.replace(temp, parts[-1], src_dir_fd=folder, dst_dir_fd=folder)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temp, dir_fd=folder)
-            raise
-
-    def delete(self, parts: tuple[str, ...]) -> None:
-        folder = self.folder(parts[:-1])
-        assert folder is not None
-        os.unlink(parts[-1], dir_fd=folder)
-        for depth in range(len(parts) - 1, 1, -1):  # folders this emptied, up to DIR/<env>/
-            with contextlib.suppress(OSError):  # not empty (or gone): stop there
-                os.rmdir(parts[depth - 1], dir_fd=self.folder(parts[:depth - 1]))
-                continue
-            break
-
-    def walk(self, parts: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
-        """Every entry below a folder that is not a folder (symlinks included), not following
-        symlinks."""
-        fd = self.folder(parts)
-        if fd is None:
-            return
-        for entry in sorted(os.listdir(fd)):
-            info = os.stat(entry, dir_fd=fd, follow_symlinks=False)
-            if stat.S_ISDIR(info.st_mode):
-                yield from self.walk((*parts, entry))
-            else:
-                yield (*parts, entry)
-
-    def close(self) -> None:
-        for fd in self._fds.values():
-            os.close(fd)
-        self._fds.clear()
-
-
-def _previous(tree: _Tree, env: str, problems: list[Problem]) -> dict[str, str]:
+def _previous(tree: Tree, env: str, problems: list[Problem]) -> dict[str, str]:
     """The previous render's files and digests, from an untrusted `provenance.json`: entries
     that do not name a file agentctl could have written are ignored."""
     try:
         data = tree.read((env, PROVENANCE))
     except OSError as err:
-        problems.append(_unsafe(tree, (env, PROVENANCE), err))
+        problems.append(unsafe(tree, (env, PROVENANCE), err))
         return {}
     try:
         objects = json.loads(data or b"{}").get("objects", [])
         return {o["file"]: o["digest"] for o in objects
                 if isinstance(o, dict) and isinstance(o.get("file"), str)
-                and isinstance(o.get("digest"), str) and _FILE.fullmatch(o["file"])}
+                and isinstance(o.get("digest"), str) and FILE.fullmatch(o["file"])}
     except (ValueError, AttributeError, TypeError):
         return {}
-
-
-def _unsafe(tree: _Tree, parts: tuple[str, ...], err: OSError) -> Problem:
-    reason = ("a symlink (or a file) is in the way: agentctl never writes, reads or deletes "
-              "through a symlink" if err.errno in (errno.ELOOP, errno.ENOTDIR)
-              else err.strerror or str(err))
-    return Problem(file=str(tree.root.joinpath(*parts)), message=reason)
 
 
 def _unchanged(data: bytes, recorded: str) -> bool:
@@ -270,7 +152,7 @@ def plan(out: Path, outputs: dict[str, dict[str, str]]) -> Plan:
     with `out/<env>/`; raise InputError naming every path a symlink makes unsafe. Reads only."""
     result = Plan(out)
     problems: list[Problem] = []
-    tree = _Tree(out, create=False)
+    tree = Tree(out, create=False)
     try:
         for env, files in outputs.items():
             env_plan = EnvPlan(env, {name: text.encode() for name, text in files.items()})
@@ -280,7 +162,7 @@ def plan(out: Path, outputs: dict[str, dict[str, str]]) -> Plan:
                 try:
                     current = tree.read(parts)
                 except OSError as err:
-                    problems.append(_unsafe(tree, parts, err))
+                    problems.append(unsafe(tree, parts, err))
                     continue
                 if current != data:
                     env_plan.write.append(name)
@@ -309,7 +191,7 @@ def plan(out: Path, outputs: dict[str, dict[str, str]]) -> Plan:
                             "foreign file (not written by agentctl): left alone, never "
                             "applied")))
             except OSError as err:
-                problems.append(_unsafe(tree, (env,), err))
+                problems.append(unsafe(tree, (env,), err))
             result.envs.append(env_plan)
     finally:
         tree.close()
@@ -320,7 +202,7 @@ def plan(out: Path, outputs: dict[str, dict[str, str]]) -> Plan:
 
 def apply(result: Plan) -> list[str]:
     """Write and delete what `plan` found (provenance.json last); return the changed paths."""
-    tree = _Tree(result.out, create=True)
+    tree = Tree(result.out, create=True)
     try:
         for env_plan in result.envs:
             for name in sorted(env_plan.write, key=lambda n: n == PROVENANCE):
@@ -349,119 +231,3 @@ def check(result: Plan) -> None:
                                     message="orphan: render would delete it"))
     if problems:
         raise StaleOutputError(sorted(problems))
-
-
-@dataclass
-class Committed:
-    """An environment's committed tree, as read from disk: what its provenance.json vouches
-    for, and the files it does not list."""
-
-    env: str
-    applyset: str
-    files: list[tuple[str, str, bytes]] = field(default_factory=list)
-    """(file, recorded digest, content), in provenance order."""
-    warnings: list[Problem] = field(default_factory=list)
-
-
-def read_committed(out: Path, env: str) -> Committed:
-    """The files `provenance.json` lists under `out/<env>/`, each read without following a
-    symlink. A listed file that is missing or unreadable is an InputError naming it; files the
-    provenance does not list are foreign (a warning). Contents are checked by
-    `parse_committed`."""
-    tree = _Tree(out, create=False)
-    problems: list[Problem] = []
-    where = out / env / PROVENANCE
-    try:
-        try:
-            raw = tree.read((env, PROVENANCE))
-        except OSError as err:
-            raise InputError([_unsafe(tree, (env, PROVENANCE), err)]) from None
-        if raw is None:
-            raise InputError([Problem(file=str(where), message=(
-                f"missing: nothing was rendered for environment {env} here (run agentctl "
-                f"render --out {out}, or diff --render)"))])
-        try:
-            document = json.loads(raw)
-            listed = document["objects"]
-            result = Committed(env, str(document["applyset"]))
-            if document.get("environment") != env or not isinstance(listed, list):
-                raise ValueError
-        except (ValueError, KeyError, TypeError):
-            raise InputError([Problem(file=str(where), message=(
-                f"not a provenance.json of environment {env}: run agentctl render --out "
-                f"{out}"))]) from None
-        for entry in listed:
-            name = entry.get("file") if isinstance(entry, dict) else None
-            if not isinstance(name, str) or not _FILE.fullmatch(name):
-                problems.append(Problem(file=str(where), message=(
-                    f"lists {name!r}, which is not a file agentctl writes")))
-                continue
-            parts = (env, *name.split("/"))
-            try:
-                data = tree.read(parts)
-            except OSError as err:
-                problems.append(_unsafe(tree, parts, err))
-                continue
-            if data is None:
-                problems.append(Problem(file=str(out.joinpath(*parts)), message=(
-                    f"listed in provenance.json but missing: run agentctl render --out {out}")))
-                continue
-            result.files.append((name, str(entry.get("digest")), data))
-        known = {name for name, _, _ in result.files} | {PROVENANCE}
-        unsafe = {p.file for p in problems}
-        for parts in tree.walk((env,)):
-            name = "/".join(parts[1:])
-            path = str(out.joinpath(*parts))
-            if name not in known and not name.startswith(".") and path not in unsafe:
-                result.warnings.append(Problem(file=path, message=(
-                    "foreign file (not in provenance.json): never applied")))
-    except OSError as err:
-        raise InputError([_unsafe(tree, (env,), err)]) from None
-    finally:
-        tree.close()
-    if problems:
-        raise InputError(sorted(problems))
-    return result
-
-
-def parse_committed(folder: Path, files: list[tuple[str, str, bytes]]
-                    ) -> tuple[list[tuple[str, dict[str, Any]]], list[Problem]]:
-    """Each file's one object, parsed by the loader that refuses alias bombs, if it still has
-    the digest provenance.json records (computed, and in its digest annotation); a problem
-    naming each file that does not (`folder`: the environment's folder, for the messages).
-    Pure: may run in a worker process."""
-    objects: list[tuple[str, dict[str, Any]]] = []
-    problems: list[Problem] = []
-    for name, recorded, data in files:
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            text = ""
-        body = yamlparsing.load_written(text) if text else None
-        if body is None or not _sealed(body, recorded):
-            body = _load_slowly(text)
-            if body is not None and not _sealed(body, recorded):
-                body = None
-        if body is None:
-            problems.append(Problem(file=str(folder / name), message=(
-                "changed since it was rendered (its digest is not the one provenance.json "
-                f"records): review the edit, then run agentctl render --out {folder.parent}")))
-            continue
-        objects.append((name, body))
-    return objects, problems
-
-
-def _load_slowly(text: str) -> dict[str, Any] | None:
-    """The file's one mapping by the loader every other input goes through."""
-    try:
-        docs = yamlparsing.load_all(text)
-    except (yaml.YAMLError, yamlparsing.TooDeepError, ValueError, RecursionError):
-        return None
-    return docs[0] if len(docs) == 1 and isinstance(docs[0], dict) else None
-
-
-def _sealed(body: dict[str, Any], recorded: str) -> bool:
-    """Whether an object has the recorded digest, computed and in its digest annotation."""
-    annotations = (body.get("metadata") or {}).get("annotations") or {}
-    return (isinstance(annotations, dict) and annotations.get(ANNOTATION_DIGEST) == recorded
-            and digest(body) == recorded)

@@ -1,5 +1,6 @@
 """What the built-in blueprint puts in the pod template, through the CLI on small projects:
-placement across nodes and zones, probes and the pre-stop drain.
+placement across nodes and zones, probes and the pre-stop drain, writable state, GPUs, and
+secret rotation.
 
 Input: the minimal valid project of tests/hostile/projects.py, altered per case.
 """
@@ -21,6 +22,7 @@ from tests.hostile.projects import (
     agent,
     env,
     invoke,
+    merged,
     write_project,
 )
 
@@ -213,3 +215,56 @@ def test_a_gpu_agent_where_there_are_no_gpu_nodes_is_an_error(tmp_path: Path) ->
                      r"\(nodes\.gpu: false\): the pods would stay Pending", result.output)
     pod = pod_of(tmp_path / "gpu", spec, {"nodes": {"gpu": True}})
     assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 1
+
+
+def test_secrets_as_files_name_the_file_instead_of_the_value(tmp_path: Path) -> None:
+    spec = {"model": {"id": "m", "apiKeySecretRef": {"name": "llm", "key": "openai"}},
+            "memory": {"session": {"backend": "redis", "urlSecretRef": {"name": "db", "key": "u"}},
+                       "longTerm": {"backend": "redis",
+                                    "urlSecretRef": {"name": "db", "key": "u"}}},
+            "secrets": {"asFiles": True, "env": [{"name": "TOKEN", "secretKeyRef": {
+                "name": "llm", "key": "search"}}]}}
+    pod = pod_of(tmp_path, spec)
+    [agent_container] = pod["containers"]
+    env = env_of(agent_container)
+    assert not [v for v in agent_container["env"] if "secretKeyRef" in v.get("valueFrom", {})]
+    assert {k: v for k, v in env.items() if k.endswith("_FILE")} == {
+        "MODEL_API_KEY_FILE": "/var/run/secrets/agent/llm/openai",
+        "SESSION_URL_FILE": "/var/run/secrets/agent/db/u",
+        "MEMORY_URL_FILE": "/var/run/secrets/agent/db/u",
+        "TOKEN_FILE": "/var/run/secrets/agent/llm/search"}
+    [volume] = [v for v in pod["volumes"] if v["name"] == "agent-secrets"]
+    assert volume["projected"]["sources"] == [  # no subPath: the kubelet updates the files
+        {"secret": {"name": "llm", "items": [{"key": "openai", "path": "llm/openai"},
+                                             {"key": "search", "path": "llm/search"}]}},
+        {"secret": {"name": "db", "items": [{"key": "u", "path": "db/u"}]}}]
+    assert {"mountPath": "/var/run/secrets/agent", "name": "agent-secrets",
+            "readOnly": True} in agent_container["volumeMounts"]
+
+
+def test_reloader_rolls_the_pods_on_secrets_read_as_env_and_foreign_config_maps(
+        tmp_path: Path) -> None:
+    spec = {"model": {"id": "m", "apiKeySecretRef": {"name": "llm", "key": "openai"}},
+            "instructions": {"systemMessageFrom": {"configMapKeyRef": {"name": "prompts",
+                                                                       "key": "system"}}},
+            "runtime": {"envFrom": [{"secretRef": {"name": "extra"}}]},
+            "state": {"databases": [{"name": "db", "urlSecretRef": {"name": "pg", "key": "u"}}]}}
+    root = write_project(tmp_path / "reloader", {AGENT_FILE: agent(spec),
+                                                  ENV_FILE: env({"reloader": True})})
+    [workload] = [d for d in rendered(invoke(root)) if d["kind"] == "Deployment"]
+    annotations = workload["metadata"]["annotations"]
+    assert annotations["secret.reloader.stakater.com/reload"] == "extra,llm,pg"
+    # x-config is rendered, and its content hash is already on the pod template.
+    assert annotations["configmap.reloader.stakater.com/reload"] == "prompts"
+
+    files = merged(spec, {"secrets": {"asFiles": True}})
+    root = write_project(tmp_path / "files", {AGENT_FILE: agent(files),
+                                              ENV_FILE: env({"reloader": True})})
+    [workload] = [d for d in rendered(invoke(root)) if d["kind"] == "Deployment"]
+    # The database waiter still reads its URL as env; the agent's files update themselves.
+    assert workload["metadata"]["annotations"]["secret.reloader.stakater.com/reload"] == (
+        "extra,pg")
+
+    root = write_project(tmp_path / "none", {AGENT_FILE: agent(spec)})
+    [workload] = [d for d in rendered(invoke(root)) if d["kind"] == "Deployment"]
+    assert not [k for k in workload["metadata"]["annotations"] if "reloader" in k]

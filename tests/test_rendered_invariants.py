@@ -1,7 +1,7 @@
 """Properties every rendered object keeps, checked on the example fleet, the feature goldens and a
 generated 200-agent fleet (benchmarks/fleet.py), in every environment:
 
-- no empty list anywhere, and no empty map except where the API gives `{}` a meaning
+- no null, no empty list anywhere, and no empty map except where the API gives `{}` a meaning
   (`emptyDir`, `podSelector`, `namespaceSelector`): the API server drops the others, so a GitOps
   tool would show them as a difference forever;
 - no two equal rules in a NetworkPolicy;
@@ -53,7 +53,9 @@ def bodies(generated: Path) -> dict[str, list[dict[str, Any]]]:
 
 
 def empties(node: Any, path: str = "") -> Iterator[str]:
-    """Paths of the empty lists, and of the empty maps not keyed by a meaningful name."""
+    """Paths of the nulls, the empty lists, and the empty maps not keyed by a meaningful name."""
+    if node is None:
+        yield path
     if isinstance(node, dict):
         if not node and path.rpartition(".")[2] not in MEANINGFUL_EMPTY_MAPS:
             yield path or "."
@@ -78,10 +80,12 @@ def test_no_empty_list_and_no_meaningless_empty_map(
 
 
 def test_the_empty_check_finds_what_the_api_server_would_drop() -> None:
-    body = {"spec": {"containers": [{"env": [], "resources": {}}],
+    body = {"spec": {"containers": [{"env": [], "resources": {},
+                                     "envFrom": [{"secretRef": {"name": "s"}, "prefix": None}]}],
                      "volumes": [{"name": "tmp", "emptyDir": {}}]},
             "ingress": [{"from": [{"podSelector": {}}]}]}
-    assert list(empties(body)) == [".spec.containers[0].env", ".spec.containers[0].resources"]
+    assert list(empties(body)) == [".spec.containers[0].env", ".spec.containers[0].resources",
+                                   ".spec.containers[0].envFrom[0].prefix"]
 
 
 def duplicate_rules(body: dict[str, Any]) -> list[str]:

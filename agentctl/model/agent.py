@@ -243,6 +243,11 @@ class Secrets(StrictModel):
     env: list[SecretEnv] = Field(default_factory=list)
     mount: list[SecretMount] = Field(default_factory=list)
     external: list[ExternalSecret] = Field(default_factory=list)
+    as_files: bool = False
+    """Deliver every Secret key the agent container reads (model key, backend URLs, tool
+    headers, `env`) as a file `/var/run/secrets/agent/<secret>/<key>`, named by `<VAR>_FILE`
+    instead of `<VAR>`, for a runtime that reads them so: the kubelet keeps the files current,
+    so a rotated secret reaches running pods without a restart."""
 
     @model_validator(mode="after")
     def _unique(self) -> Self:

@@ -73,6 +73,11 @@ class EnvironmentSpec(StrictModel):
     images: Images = Field(default_factory=Images)
     prune: bool = True
     nodes: Nodes = Field(default_factory=Nodes)
+    reloader: bool = False
+    """Stakater Reloader runs here: each workload names the Secrets its pods read as env vars
+    and the ConfigMaps agentctl does not render (`secret.reloader.stakater.com/reload`,
+    `configmap.reloader.stakater.com/reload`), so a rotated secret or an edited prompt rolls
+    the pods."""
     network: EnvironmentNetwork = Field(default_factory=EnvironmentNetwork)
 
     @model_validator(mode="after")

@@ -171,6 +171,9 @@ def referenced(bodies: Sequence[Obj]) -> tuple[dict[str, set[str]], dict[str, se
                     found[kind].setdefault(node[ref_key]["name"], set())
             if isinstance(node.get("secret"), dict) and "secretName" in node["secret"]:
                 found["Secret"].setdefault(node["secret"]["secretName"], set())
+            if isinstance(node.get("secret"), dict) and "name" in node["secret"]:  # projected
+                found["Secret"].setdefault(node["secret"]["name"], set()).update(
+                    item["key"] for item in node["secret"].get("items") or [])
             if isinstance(node.get("configMap"), dict) and "name" in node["configMap"]:
                 found["ConfigMap"].setdefault(node["configMap"]["name"], set())
     missing = {kind: {n: keys for n, keys in names.items() if (kind, n) not in rendered}

@@ -60,7 +60,7 @@ def test_crd_shape(crd: dict[str, Any]) -> None:
     assert version["served"]
     assert version["subresources"] == {"status": {}}
     columns = [c["name"] for c in version["additionalPrinterColumns"]]
-    assert columns == ["Phase", "Ready", "Age"]
+    assert columns == ["Phase", "Ready", "Available", "Desired", "Slot", "Weight", "Age"]
     text = json.dumps(crd)
     for construct in ("$ref", "$defs", '"default"'):
         assert construct not in text

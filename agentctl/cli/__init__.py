@@ -55,11 +55,12 @@ def _root(
 
 
 def _register() -> None:
-    from agentctl.cli import commands, diffing, init, reconciling, sandbox
+    from agentctl.cli import commands, diffing, init, reconciling, sandbox, status
 
     commands.register(app)
     diffing.register(app)
     reconciling.register(app)
+    status.register(app)
     init.register(app)
     sandbox.register(app)
 

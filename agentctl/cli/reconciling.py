@@ -45,8 +45,11 @@ configured, the ApplySet parent first, CRDs, Namespaces and cluster RBAC before 
 health wait → prune of the members no longer rendered (only when everything applied and became
 healthy; never objects with ownerReferences, annotated agent.inferensys.com/prune: disabled, or
 PersistentVolumeClaims, Namespaces and CRDs: those leave the set and are reported skipped) →
-one Event on the ApplySet parent → the Lease released. A run with nothing to change writes
-nothing but its Lease and Event.
+the status of each Agent object the environment renders (declared capability
+agent.inferensys.com/v1alpha1/Agent), written only where it changed, and the run's time on the
+ApplySet parent → one Event on the ApplySet parent → the Lease released. A run with nothing to
+change writes nothing but its Lease and Event (and, with Agent objects, the run's time).
+--install-crd applies the Agent CRD first (when it differs) and waits until it is served.
 
 Exit: 0 converged, 2 invalid input (nothing sent), 3 cluster unreachable, forbidden, not the
 environment's or missing a declared API, 4 some objects failed (apply error, conflict,
@@ -127,6 +130,9 @@ def reconcile(
     full: Annotated[bool, typer.Option(
         "--full", help="Dry-run every object (no digest shortcut) when computing the "
         "changes.")] = False,
+    install_crd: Annotated[bool, typer.Option(
+        "--install-crd", help="Apply the Agent CRD first (when it differs) and wait until "
+        "it is served.")] = False,
     project: ProjectOpt = None,
     env: EnvOpt = None,
     all_envs: AllEnvsOpt = False,
@@ -156,7 +162,8 @@ def reconcile(
     inputs = loading.load(g.project_dir)
     options = reconciling.Options(dry_run=dry_run, prune=prune, wait=wait, timeout=seconds,
                                   force_conflicts=force_conflicts, max_deletions=max_deletions,
-                                  allow_empty=allow_empty, full=full)
+                                  allow_empty=allow_empty, full=full,
+                                  install_crd=install_crd)
     results: list[Reconciled] = []
     try:
         with _sigterm_unwinds():
@@ -200,6 +207,8 @@ def document(results: list[Reconciled]) -> dict[str, Any]:
                     "dryRun": result.dry_run, "converged": not result.failed,
                     "pruned": result.pruned, "seconds": round(result.seconds, 3),
                     "requests": dict(sorted(result.sent.items())),
+                    "agents": [{"name": s.name, "namespace": s.namespace, "phase": s.phase,
+                                "statusWritten": s.written} for s in result.statuses],
                     "lease": {"holder": result.holder, "tookOverFrom": result.took_over}})
     return doc
 
@@ -226,6 +235,10 @@ def text(results: list[Reconciled], color: bool = False) -> str:
                 continue
             line = f"{word:<10} {change.ref}" + (f": {change.reason}" if change.reason else "")
             out.append(paint(line, colours.get(word, "0")))
+        if result.statuses:
+            written = sum(1 for s in result.statuses if s.written)
+            out.append(f"agent status ({written} written): " + ", ".join(
+                f"{s.name} {s.phase or 'unknown'}" for s in result.statuses))
     rows = [("ENVIRONMENT", *(c.upper() for c in _COLUMNS), "RESULT")]
     for result in results:
         summary = result.changes.summary

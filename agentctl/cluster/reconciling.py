@@ -12,7 +12,12 @@ Order (each step only after the previous one succeeded):
 6. the health wait of what was applied (`waiting`; not with --dry-run or --no-wait);
 7. the lease confirmed, then the prune (`pruning`) and the parent narrowed — only when nothing
    failed: a failed or unhealthy object, or an interrupted run, never prunes;
-8. one Event on the ApplySet parent, then the lease is released (also on every error path).
+8. the status of each rendered Agent object, where it changed, and the run's time on the
+   ApplySet parent (`recording`; only when the environment renders Agent objects);
+9. one Event on the ApplySet parent, then the lease is released (also on every error path).
+
+With `install_crd`, the Agent CRD is applied (when it differs) and waited for until served right
+after discovery, before the preflight (`installing`).
 
 Output: `Reconciled`, the change set with each object's final outcome. Nothing changes when
 nothing differs: unchanged objects get no request, and the only writes are the lease's and the
@@ -37,6 +42,7 @@ from agentctl.cluster import (
     leasing,
     pruning,
     reading,
+    recording,
     waiting,
 )
 from agentctl.diffs import EnvChanges, Outcome
@@ -61,6 +67,8 @@ class Options:
     full: bool = False
     workers: int = 8
     lease_seconds: int = leasing.DURATION
+    install_crd: bool = False
+    """Install (or update) the Agent CRD before the preflight."""
 
 
 @dataclass
@@ -77,6 +85,8 @@ class Reconciled:
     seconds: float = 0.0
     sent: Counter[str] = field(default_factory=Counter)
     warnings: list[str] = field(default_factory=list)
+    statuses: list[recording.Recorded] = field(default_factory=list)
+    """Each rendered Agent's status after the run."""
 
     @property
     def failed(self) -> bool:
@@ -124,6 +134,11 @@ def reconcile(desired: DesiredEnv, capabilities: Iterable[str] = (),
     try:
         connecting.check_identity(client, desired.env, desired.uid)
         resources = discovering.discover(client)
+        if options.install_crd:
+            from agentctl.cluster import installing  # the Agent model: only with --install-crd
+
+            resources = installing.install(client, resources, options.dry_run,
+                                           options.force_conflicts)
         preflight(resources, desired, capabilities)
         lease = leasing.Lease(client, desired.namespace, desired.parent, desired.env,
                               options.lease_seconds, options.dry_run)
@@ -133,6 +148,10 @@ def reconcile(desired: DesiredEnv, capabilities: Iterable[str] = (),
                             options.dry_run)
         try:
             _run(client, resources, desired, lease, prune_on, prune_options, options, result)
+            lease.check()
+            result.statuses, warnings = recording.record(
+                client, resources, desired, result.changes, lease.server_now, options.dry_run)
+            result.warnings += warnings
         except AgentctlError as err:
             _event(client, resources, desired, lease, options.dry_run, "Warning",
                    "ReconcileFailed", str(err).splitlines()[0])

@@ -27,5 +27,8 @@ class AgentStatus(StrictModel):
     available_replicas: int | None = None
     active_slot: Literal["blue", "green"] | None = None
     canary_weight: int | None = None
-    last_reconcile_time: str | None = None
+    last_applied_time: str | None = None
+    """When a run first applied the objects `renderedDigest` names (the time of the last run is
+    on the environment's ApplySet parent, so a run that changes nothing writes no status)."""
     rendered_digest: str | None = None
+    """`sha256:` over the agent's rendered objects and their digests."""

@@ -26,7 +26,7 @@ from agentctl.errors import Problem
 from agentctl.manifests import Manifest
 from agentctl.model.agent import Agent
 from agentctl.model.environment import Environment
-from agentctl.render import sandboxing, yamlparsing
+from agentctl.render import publishing, sandboxing, yamlparsing
 from agentctl.render.blueprints import Blueprint
 from agentctl.render.sources import Source, attribute, field_path
 
@@ -106,6 +106,8 @@ class Renderer:
                         out.manifests.append(Manifest(body=body, agent=name,
                                                       template=blueprint.display_file(current),
                                                       source_file=agent_file))
+            if publishing.publishes(capabilities):
+                out.manifests.append(publishing.agent_manifest(agent, agent_file))
         except _Abort as err:
             out.problems.append(_attribute(sources, at(err.field), err.message, err.field))
         except sandboxing.Timeout:

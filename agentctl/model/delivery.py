@@ -145,10 +145,26 @@ class Tracing(StrictModel):
         return self
 
 
+class Alerts(StrictModel):
+    """Thresholds of the alerts in the agent's PrometheusRule (where the environment has
+    `monitoring.coreos.com/v1/PrometheusRule`), on the OpenTelemetry GenAI metrics the agent
+    runtime emits."""
+
+    operation_p95_seconds: Annotated[int, Field(ge=1, le=86400)] = 30
+    """p95 of `gen_ai.client.operation.duration` (model calls, not tool calls) over 10 minutes."""
+    tool_error_ratio: Annotated[float, Field(ge=0, le=1)] = 0.1
+    """Share of `execute_tool` operations that failed (`error.type` set) over 10 minutes (0:
+    any failure)."""
+    tokens_per_hour: Annotated[int, Field(ge=1)] | None = None
+    """Input and output tokens per hour (`gen_ai.client.token.usage`) over 15 minutes; no
+    token alert when unset (a budget is the agent's own)."""
+
+
 class Observability(StrictModel):
     metrics: MetricsEndpoint = Field(default_factory=MetricsEndpoint)
     logging: Logging = Field(default_factory=Logging)
     tracing: Tracing = Field(default_factory=Tracing)
+    alerts: Alerts = Field(default_factory=Alerts)
 
 
 class ServiceSpec(StrictModel):

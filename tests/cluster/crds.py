@@ -60,6 +60,9 @@ PUBLISHED: dict[str, Published] = {
     "monitoring.coreos.com/v1/PodMonitor": Published(
         "github.com/prometheus-operator/prometheus-operator", "v0.85.0",
         "example/prometheus-operator-crd/monitoring.coreos.com_podmonitors.yaml"),
+    "monitoring.coreos.com/v1/PrometheusRule": Published(
+        "github.com/prometheus-operator/prometheus-operator", "v0.85.0",
+        "example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml"),
     "keda.sh/v1alpha1/ScaledObject": Published(
         "github.com/kedacore/keda/v2", "v2.21.0", "config/crd/bases/keda.sh_scaledobjects.yaml"),
     "external-secrets.io/v1/ExternalSecret": Published(

@@ -36,7 +36,8 @@ PLURALS: dict[str, str] = {
     "PodDisruptionBudget": "poddisruptionbudgets", "NetworkPolicy": "networkpolicies",
     "ExternalSecret": "externalsecrets", "ScaledObject": "scaledobjects",
     "HTTPRoute": "httproutes", "ServiceMonitor": "servicemonitors",
-    "PodMonitor": "podmonitors", "CiliumNetworkPolicy": "ciliumnetworkpolicies",
+    "PodMonitor": "podmonitors", "PrometheusRule": "prometheusrules",
+    "CiliumNetworkPolicy": "ciliumnetworkpolicies",
     "Instrumentation": "instrumentations",
 }
 

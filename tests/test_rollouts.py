@@ -110,3 +110,30 @@ def test_an_edit_that_breaks_the_render_is_refused_naming_the_file(project: Path
         caught.value
     assert (project / "environments" / "prod.yaml").read_text() == \
         (ROOT / "environments" / "prod.yaml").read_text()
+
+
+def test_the_commands_print_the_diff_and_dry_run_writes_nothing(project: Path) -> None:
+    from typer.testing import CliRunner
+
+    from agentctl.cli import app
+
+    prod = project / "environments" / "prod.yaml"
+    before = prod.read_text()
+    runner = CliRunner()
+    dry = runner.invoke(app, ["-C", str(project), "rollout", "weight", "code-review",
+                              "--env", "prod", "30", "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert "+        canary: {weight: 30," in dry.stdout
+    assert prod.read_text() == before
+    done = runner.invoke(app, ["-C", str(project), "rollout", "promote", "support-bot",
+                               "--env", "prod"])
+    assert done.exit_code == 0, done.output
+    assert "activeSlot: green" in prod.read_text()
+    for args in (["rollout", "weight", "nobody", "--env", "prod", "3"],
+                 ["rollout", "abort", "support-bot", "--env", "qa"],
+                 ["promote", "code-review", "--from", "prod", "--to", "prod"],
+                 ["rollout", "start", "code-review", "--env", "prod", "--set", "scaling.x=1"]):
+        refused = runner.invoke(app, ["-C", str(project), *args])
+        assert refused.exit_code == 2, (args, refused.output)
+        assert isinstance(refused.exception, SystemExit)
+        assert len(refused.output.strip().splitlines()) == 1, refused.output

@@ -55,12 +55,13 @@ def _root(
 
 
 def _register() -> None:
-    from agentctl.cli import commands, diffing, init, reconciling, sandbox, status
+    from agentctl.cli import commands, diffing, init, reconciling, rolling, sandbox, status
 
     commands.register(app)
     diffing.register(app)
     reconciling.register(app)
     status.register(app)
+    rolling.register(app)
     init.register(app)
     sandbox.register(app)
 

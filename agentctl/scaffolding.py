@@ -15,8 +15,11 @@ import re
 import unicodedata
 from pathlib import Path
 
-from agentctl import __version__
+import yaml
+
+from agentctl import __version__, provisioning
 from agentctl.errors import InputError, Problem
+from agentctl.model.environment import Environment
 
 ENVIRONMENTS = ("dev", "staging", "prod")
 MAX_PROJECT_NAME = 63 - len("-staging")
@@ -299,6 +302,9 @@ agentctl render --all-envs --out rendered    # write rendered/<env>/…; commit 
 ```
 
 CI (`.github/workflows/agentctl.yaml`) fails when `rendered/` is not what the agents render to.
+`deploy/<env>/reconciler.yaml` runs `agentctl reconcile` in the cluster as a CronJob: write it
+again with your repository (`agentctl init --cronjob dev --repo URL --force`) and apply it with
+`kubectl apply --server-side -f`; or reconcile from CI: `agentctl init --ci dev --force`.
 On every pull request, `.github/workflows/agentctl-diff.yaml` posts one comment (updated on each
 push) with what the change does to the rendered objects of every environment
 (`agentctl diff --base origin/main --all-envs -o markdown`); a pull request from a fork finds it in
@@ -311,6 +317,7 @@ the job summary.
 | `environments/` | dev, staging, prod: namespace, capabilities, defaults, overrides, policy |
 | `blueprints/` | optional local blueprints (override the built-in ones of the same name) |
 | `rendered/` | output of `agentctl render --all-envs --out rendered` |
+| `deploy/` | what runs `agentctl reconcile` in each environment's cluster |
 """
 
 
@@ -339,21 +346,35 @@ def project_name(directory: Path) -> str:
     return name or FALLBACK_NAME
 
 
-def contents(project: str) -> dict[str, str]:
-    """Relative path → text of every scaffolded file, for the project named `project`."""
-    return {path: text.replace(_PROJECT, project).replace(_INSTALL, __version__)
-            for path, text in _files().items()}
+def contents(project: str,
+             options: provisioning.Options | None = None) -> dict[str, str]:
+    """Relative path → text of every scaffolded file, for the project named `project`: with
+    each environment's `deploy/<env>/reconciler.yaml` (the CronJob mode)."""
+    files = {path: text.replace(_PROJECT, project).replace(_INSTALL, __version__)
+             for path, text in _files().items()}
+    environments = [Environment.model_validate(yaml.safe_load(files[f"environments/{e}.yaml"]))
+                    for e in ENVIRONMENTS]
+    files.update(provisioning.for_environments(
+        environments, project, options or provisioning.Options(), ENVIRONMENTS, ()))
+    return files
 
 
-def scaffold(directory: Path, force: bool = False) -> list[Path]:
+def scaffold(directory: Path, force: bool = False,
+             options: provisioning.Options | None = None) -> list[Path]:
     """Write the scaffold into `directory` (created if missing); return the files written.
 
     Raises InputError (exit 2) naming every scaffold path that already exists, before writing
     anything, unless `force`.
     """
+    return write(directory, contents(project_name(directory), options), force)
+
+
+def write(directory: Path, files: dict[str, str], force: bool = False) -> list[Path]:
+    """Write `files` (relative path → text) under `directory`, all or none: any that exists
+    (unless `force`) or is a directory is an InputError naming each, before anything is
+    written. A symlink in the way is replaced, never written through."""
     if directory.exists() and not directory.is_dir():
         raise InputError([Problem(file=str(directory), message="exists and is not a directory")])
-    files = contents(project_name(directory))
     problems: list[Problem] = []
     for rel in files:
         path = directory / rel

@@ -29,6 +29,9 @@ SCAFFOLD = [
     ".github/workflows/agentctl-diff.yaml",
     ".gitignore",
     "README.md",
+    "deploy/dev/reconciler.yaml",
+    "deploy/staging/reconciler.yaml",
+    "deploy/prod/reconciler.yaml",
 ]
 
 

@@ -22,6 +22,12 @@ def test_pip_install_renders_the_example_fleet(tmp_path: Path) -> None:
                               str(REPO)], capture_output=True, text=True, check=False)
     assert install.returncode == 0, install.stdout + install.stderr
     agentctl = venv / "bin" / "agentctl"
+    # also as a kubectl plugin (`kubectl agentctl …`), the same entry point
+    plugin = venv / "bin" / "kubectl-agentctl"
+    assert plugin.is_file()
+    assert subprocess.run([str(plugin), "--help"], capture_output=True, text=True,
+                          check=False).stdout == subprocess.run(
+        [str(agentctl), "--help"], capture_output=True, text=True, check=False).stdout
     result = subprocess.run([str(agentctl), "render", "--env", "dev"], cwd=REPO,
                             capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr

@@ -26,6 +26,10 @@ def project(tmp_path: Path) -> Path:
     return root
 
 
+PATCH = "patch: {model: {id: gpt-4.1}}}"
+"""The example prod canary's patch, as its line ends."""
+
+
 def changed(edit: rollouts.Edit) -> list[str]:
     return [line.rstrip("\n") for line in difflib.unified_diff(
         edit.before.splitlines(True), edit.after.splitlines(True), n=0)
@@ -36,8 +40,8 @@ def test_weight_changes_the_one_line(project: Path) -> None:
     t = rollouts.target(project, "prod", "code-review")
     edit = rollouts.edit(t, rollouts.weight(t, 50))
     assert changed(edit) == [
-        "-        canary: {weight: 10, trafficRouting: gatewayAPI, replicas: 1}",
-        "+        canary: {weight: 50, trafficRouting: gatewayAPI, replicas: 1}"]
+        "-        canary: {weight: 10, trafficRouting: gatewayAPI, replicas: 1, " + PATCH,
+        "+        canary: {weight: 50, trafficRouting: gatewayAPI, replicas: 1, " + PATCH]
     assert edit.path.read_text() == edit.before  # nothing written yet
     rollouts.write(edit)
     assert edit.path.read_text() == edit.after
@@ -59,7 +63,7 @@ def test_abort_sets_the_weight_to_zero(project: Path) -> None:
     t = rollouts.target(project, "prod", "code-review")
     edit = rollouts.edit(t, rollouts.abort(t))
     assert changed(edit) == [
-        "-        canary: {weight: 10, trafficRouting: gatewayAPI, replicas: 1}",
+        "-        canary: {weight: 10, trafficRouting: gatewayAPI, replicas: 1, " + PATCH,
         "+        canary: {weight: 0, trafficRouting: gatewayAPI, replicas: 1}"]
 
 

@@ -23,11 +23,9 @@ from typing import Any
 
 from agentctl.editing import splicing
 from agentctl.errors import InputError, Problem
+from agentctl.model.delivery import NOT_PATCHABLE, PATCHABLE
+from agentctl.model.delivery import unpatchable as _unpatchable
 
-PATCHABLE = ("runtime", "model", "instructions", "tools", "resources", "sidecars", "lifecycle")
-"""Spec sections a track's patch may touch."""
-NOT_PATCHABLE = {("runtime", "serviceAccount"): "the tracks share one ServiceAccount",
-                 ("model", "source", "cache"): "the tracks share one model cache"}
 SLOTS = ("blue", "green")
 Change = tuple[tuple[str, ...], Any]
 """A key path in the environment file and its new value (`DELETE` removes the key)."""
@@ -79,16 +77,6 @@ def parse_sets(sets: list[str]) -> dict[str, Any]:
     if not patch:
         raise InputError([Problem(field="--set", message="give at least one --set path=value")])
     return patch
-
-
-def _unpatchable(keys: tuple[str, ...]) -> str:
-    if keys[0] not in PATCHABLE:
-        return (f"a track may change only {', '.join(PATCHABLE)}; {keys[0]} is shared by every "
-                "track")
-    for prefix, why in NOT_PATCHABLE.items():
-        if keys[:len(prefix)] == prefix:
-            return f"{'.'.join(prefix)} cannot differ per track: {why}"
-    return ""
 
 
 def leaves(value: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:

@@ -2,7 +2,7 @@
 network."""
 
 import re
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import Field, StringConstraints, model_validator
 
@@ -78,9 +78,65 @@ class RollingUpdate(StrictModel):
     max_unavailable: IntOrPercent = 0
 
 
+PATCHABLE = ("runtime", "model", "instructions", "tools", "resources", "sidecars", "lifecycle")
+"""Spec sections a track's patch may touch."""
+NOT_PATCHABLE = {("runtime", "serviceAccount"): "the tracks share one ServiceAccount",
+                 ("model", "source", "cache"): "the tracks share one model cache"}
+TRACK_PATCHES = (("rollout", "canary", "patch"), ("rollout", "blueGreen", "slots", "blue"),
+                 ("rollout", "blueGreen", "slots", "green"))
+"""Where a track's patch sits in a spec: each is a leaf for the environment merges."""
+
+TrackPatch = dict[str, Any]
+"""A JSON Merge Patch over the agent's spec that one track runs (RFC 7386: `null` deletes)."""
+
+
+def unpatchable(keys: tuple[str, ...]) -> str:
+    """Why a track's patch may not touch `keys` (empty when it may)."""
+    if keys[0] not in PATCHABLE:
+        return (f"a track may change only {', '.join(PATCHABLE)}; {keys[0]} is shared by every "
+                "track")
+    for prefix, why in NOT_PATCHABLE.items():
+        if keys[:len(prefix)] == prefix:
+            return f"{'.'.join(prefix)} cannot differ per track: {why}"
+    return ""
+
+
+def _check_patch(patch: TrackPatch | None, at: tuple[str, ...]) -> None:
+    def walk(value: Any, keys: tuple[str, ...]) -> None:
+        why = unpatchable(keys)
+        if why:
+            raise rule((*at, *keys), why)
+        prefixes = [p for p in NOT_PATCHABLE if p[:len(keys)] == keys and len(p) > len(keys)]
+        if prefixes and isinstance(value, dict):
+            for key, inner in value.items():
+                walk(inner, (*keys, str(key)))
+        elif prefixes and value is None:
+            raise rule((*at, *keys), f"deleting {'.'.join(keys)} would change "
+                       f"{'.'.join(prefixes[0])}: {NOT_PATCHABLE[prefixes[0]]}")
+
+    for key, value in (patch or {}).items():
+        walk(value, (str(key),))
+
+
+class Slots(StrictModel):
+    """What each slot runs on top of the agent's spec; new versions go to the inactive slot."""
+
+    blue: TrackPatch | None = None
+    """A JSON Merge Patch over the agent's spec that the blue slot runs."""
+    green: TrackPatch | None = None
+    """A JSON Merge Patch over the agent's spec that the green slot runs."""
+
+    @model_validator(mode="after")
+    def _patchable(self) -> Self:
+        _check_patch(self.blue, ("blue",))
+        _check_patch(self.green, ("green",))
+        return self
+
+
 class BlueGreen(StrictModel):
     active_slot: Literal["blue", "green"] = "blue"
     preview_replicas: Annotated[int, Field(ge=0, le=10000)] = 1
+    slots: Slots = Field(default_factory=Slots)
 
 
 class Canary(StrictModel):
@@ -88,6 +144,15 @@ class Canary(StrictModel):
     traffic_routing: Literal["replicaRatio", "gatewayAPI"] = "replicaRatio"
     replicas: Annotated[int, Field(ge=1, le=10000)] = 1
     """Canary replicas with gatewayAPI routing (replicaRatio derives them from the weight)."""
+    patch: TrackPatch | None = None
+    """A JSON Merge Patch over the agent's spec that only the canary track runs (runtime but not
+    runtime.serviceAccount, model but not model.source.cache, instructions, tools, resources,
+    sidecars, lifecycle)."""
+
+    @model_validator(mode="after")
+    def _patchable(self) -> Self:
+        _check_patch(self.patch, ("patch",))
+        return self
 
 
 class Rollout(StrictModel):

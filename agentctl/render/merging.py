@@ -8,15 +8,27 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import ValidationError
 
 from agentctl.errors import InputError, Problem
 from agentctl.mergepatch import merge_patch
+from agentctl.model import tracks
 from agentctl.model.agent import Agent, AgentMeta, AgentSpec
+from agentctl.model.delivery import TRACK_PATCHES
 from agentctl.model.environment import Environment
 from agentctl.render.inputs import AgentDoc, EnvironmentDoc, Inputs
-from agentctl.render.sources import Source, field_path, null_unknowns, problems_from, unknown_field
+from agentctl.render.sources import (
+    Source,
+    attribute,
+    clean_loc,
+    field_path,
+    message_of,
+    null_unknowns,
+    problems_from,
+    unknown_field,
+)
 
 
 @dataclass
@@ -61,7 +73,8 @@ def _resolve_one(doc: AgentDoc, env: EnvironmentDoc,
                  problems: list[Problem]) -> ResolvedAgent | None:
     spec_env = env.environment.spec
     overrides = spec_env.agents.get(doc.name, {})
-    merged = merge_patch(merge_patch(spec_env.defaults, doc.data["spec"]), overrides)
+    merged = merge_patch(merge_patch(spec_env.defaults, doc.data["spec"], TRACK_PATCHES),
+                         overrides, TRACK_PATCHES)
     sources = [
         Source(env.source.file, env.source.root, ("spec", "agents", doc.name)),
         Source(doc.source.file, doc.source.root, ("spec",), primary=True),
@@ -76,6 +89,10 @@ def _resolve_one(doc: AgentDoc, env: EnvironmentDoc,
     except ValidationError as err:
         problems.extend(problems_from(err, merged, sources, AgentSpec, prefix=("spec",)))
         return None
+    track_problems = _track_problems(spec, merged, sources)
+    if track_problems:
+        problems.extend(track_problems)
+        return None
     metadata = dict(doc.data["metadata"])
     metadata.setdefault("namespace", spec_env.namespace)
     if metadata["namespace"] is None:
@@ -83,6 +100,32 @@ def _resolve_one(doc: AgentDoc, env: EnvironmentDoc,
     agent = Agent(api_version=doc.data["apiVersion"], kind="Agent",
                   metadata=AgentMeta.model_validate(metadata), spec=spec)
     return ResolvedAgent(agent=agent, sources=sources)
+
+
+def _track_problems(spec: AgentSpec, merged: dict[str, Any],
+                    sources: list[Source]) -> list[Problem]:
+    """Each track's spec (the merged spec with the track's patch over it) validated, an error
+    inside the patch placed at the patch's line in the file that sets it."""
+    problems: list[Problem] = []
+    paths = {path[-1] if path[-1] != "patch" else "canary": path for path in TRACK_PATCHES}
+    for track, patch in tracks.patches(spec).items():
+        data = tracks.patched(merged, patch)
+        try:
+            AgentSpec.model_validate(data)
+        except ValidationError as err:
+            path = paths[track]
+            holder = next((s for s in sources if s.locate(path)[2] == len(path)), sources[0])
+            in_patch = Source(holder.file, holder.root, (*holder.at, *path))
+            for error in err.errors():
+                loc = clean_loc(error, data)
+                message = f"{message_of(error, AgentSpec, loc)} (on the {track} track)"
+                if in_patch.locate(loc)[2] == len(loc):
+                    problems.append(in_patch.problem(loc, message,
+                                                     field_path(("spec", *path, *loc))))
+                else:
+                    problems.append(attribute([in_patch, *sources], loc, message,
+                                              field_path(("spec", *loc))))
+    return problems
 
 
 def environment_of(inputs: Inputs, env_name: str) -> Environment:

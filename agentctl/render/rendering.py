@@ -24,6 +24,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from agentctl.errors import Problem
 from agentctl.manifests import Manifest
+from agentctl.model import tracks
 from agentctl.model.agent import Agent
 from agentctl.model.environment import Environment
 from agentctl.render import publishing, sandboxing, yamlparsing
@@ -94,8 +95,10 @@ class Renderer:
         for section in _unhandled(agent, blueprint):
             out.problems.append(_attribute(sources, (section,), f"blueprint {blueprint.name!r} "
                                 f"does not handle spec.{section}", f"spec.{section}"))
+        track_agents = {track: {**agent_data, "spec": spec.model_dump(mode="json", by_alias=True)}
+                        for track, spec in tracks.track_specs(agent.spec).items()}
         context = {"agent": agent_data, "env": env_data, "capabilities": capabilities,
-                   "warn": warn, "error": error, "fail": fail}
+                   "track_agents": track_agents, "warn": warn, "error": error, "fail": fail}
         current = ""
         try:
             with sandboxing.budget():

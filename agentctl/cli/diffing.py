@@ -65,6 +65,9 @@ def diff(
     force_conflicts: Annotated[bool, typer.Option(
         "--force-conflicts", help="Show the result of taking fields over from other "
         "managers instead of failing on conflicts.")] = False,
+    allow_in_place: Annotated[bool, typer.Option(
+        "--allow-in-place", help="Show the result of reconcile --allow-in-place: a change of "
+        "a live active slot's pod template is not refused.")] = False,
     project: ProjectOpt = None,
     env: EnvOpt = None,
     all_envs: AllEnvsOpt = False,
@@ -83,17 +86,17 @@ def diff(
         raise InputError([Problem(field="--render", message="--verify already renders; give "
                                   "one of --render and --verify")])
     if base is not None:
-        if render or verify or full or force_conflicts:
+        if render or verify or full or force_conflicts or allow_in_place:
             raise InputError([Problem(field="--base", message=(
-                "compares two renders without a cluster: --render, --verify, --full and "
-                "--force-conflicts do not apply"))])
+                "compares two renders without a cluster: --render, --verify, --full, "
+                "--force-conflicts and --allow-in-place do not apply"))])
         from agentctl import revisions
 
         envs = revisions.diff_base(g.project_dir, base, g.env, g.all_envs)
     else:
         envs = _live(g.project_dir, g.env, g.all_envs, "verify" if verify else
                      "render" if render else "committed", full, force_conflicts,
-                     g.kubeconfig, g.context, console)
+                     allow_in_place, g.kubeconfig, g.context, console)
     if g.output in (OutputFormat.json, OutputFormat.yaml):
         console.data(reports.document(envs))
     elif g.output == OutputFormat.markdown:
@@ -108,7 +111,8 @@ def diff(
 
 
 def _live(root: Path, env: tuple[str, ...], all_envs: bool, source: str, full: bool,
-          force_conflicts: bool, kubeconfig: Path | None, context: str | None,
+          force_conflicts: bool, allow_in_place: bool, kubeconfig: Path | None,
+          context: str | None,
           console: Console) -> list[EnvChanges]:
     """Every selected environment's change set. All inputs are loaded and checked before the
     first request, so invalid input never reaches a cluster."""
@@ -118,7 +122,8 @@ def _live(root: Path, env: tuple[str, ...], all_envs: bool, source: str, full: b
     desired = pipeline.desired(root, env, all_envs, source)
     for warning in desired.warnings:
         console.warning(warning)
-    options = changes.Options(full=full, force_conflicts=force_conflicts)
+    options = changes.Options(full=full, force_conflicts=force_conflicts,
+                              allow_in_place=allow_in_place)
     out = []
     for environment in desired.envs:
         planned = planning.plan(environment, kubeconfig, context, options)

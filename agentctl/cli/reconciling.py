@@ -127,6 +127,9 @@ def reconcile(
     allow_empty: Annotated[bool, typer.Option(
         "--allow-empty", help="Allow an environment that renders nothing to prune every "
         "member.")] = False,
+    allow_in_place: Annotated[bool, typer.Option(
+        "--allow-in-place", help="Apply a change of a blue-green agent's live active slot's "
+        "pod template (rolling the pods that serve traffic) instead of refusing it.")] = False,
     full: Annotated[bool, typer.Option(
         "--full", help="Dry-run every object (no digest shortcut) when computing the "
         "changes.")] = False,
@@ -163,6 +166,7 @@ def reconcile(
     options = reconciling.Options(dry_run=dry_run, prune=prune, wait=wait, timeout=seconds,
                                   force_conflicts=force_conflicts, max_deletions=max_deletions,
                                   allow_empty=allow_empty, full=full,
+                                  allow_in_place=allow_in_place,
                                   install_crd=install_crd)
     results: list[Reconciled] = []
     try:

@@ -17,6 +17,10 @@ Every apply is a PATCH with `application/apply-patch+yaml`, field manager `agent
 conflict names the other managers and their fields, an immutable field says the object must be
 replaced (agentctl never deletes and re-creates on its own). Unchanged objects cause no request
 at all. `check` runs before every stage: it raises when the run must stop (the lease was lost).
+Objects in `hold` (a blue-green flip's or a canary step's, `slots.Plan.held`) are left to
+`flipping`, which applies them in order afterwards. A workload whose only conflict is
+`.spec.replicas` held by `agentctl-replicas` (an interrupted flip's) is settled
+(`flipping.settle`): the field is taken back without forcing anything else.
 
 Output: a copy of the change set whose applied objects are created or configured, or failed
 with a reason.
@@ -25,13 +29,13 @@ with a reason.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from itertools import groupby
 from typing import Any, TypeVar
 
-from agentctl.cluster import changes, ownership
+from agentctl.cluster import changes, flipping, ownership, slots
 from agentctl.cluster.connecting import APPLY_PATCH, Client, Response
 from agentctl.cluster.discovering import Resources
 from agentctl.diffs import Change, EnvChanges, Outcome
@@ -96,14 +100,17 @@ def send(client: Client, path: str, body: dict[str, Any], options: Options) -> R
 
 def apply(client: Client, resources: Resources, desired: DesiredEnv, planned: EnvChanges,
           options: Options | None = None,
-          check: Callable[[], None] = lambda: None) -> EnvChanges:
-    """Apply the change set's created and configured objects, parent first, stage by stage.
-    Raises ObjectsFailedError (and applies no member) when the parent cannot be written."""
+          check: Callable[[], None] = lambda: None,
+          hold: Collection[ObjectRef] = ()) -> EnvChanges:
+    """Apply the change set's created and configured objects but those in `hold`, parent
+    first, stage by stage. Raises ObjectsFailedError (and applies no member) when the parent
+    cannot be written."""
     options = options or Options()
     out = [replace(change) for change in planned.changes]
     _apply_parent(client, resources, desired, out[0], options)
     manifests = {m.ref: m for m in desired.manifests}
-    todo = sorted((c for c in out[1:] if c.outcome in APPLIED and c.ref in manifests),
+    todo = sorted((c for c in out[1:] if c.outcome in APPLIED and c.ref in manifests
+                   and c.ref not in hold),
                   key=lambda c: (stage(c.ref), c.ref))
     with ThreadPoolExecutor(max_workers=max(1, options.workers)) as pool:
         for key, group in groupby(todo, key=lambda c: stage(c.ref)):
@@ -144,8 +151,11 @@ def _apply_one(client: Client, resources: Resources, manifest: Manifest,
                options: Options) -> str:
     """Apply one object; "" when it succeeded, else why it failed."""
     resource = resources.require(manifest.api_version, manifest.ref.kind)
-    response = send(client, resource.path(manifest.ref.namespace, manifest.ref.name),
-                    manifest.body, options)
+    path = resource.path(manifest.ref.namespace, manifest.ref.name)
+    response = send(client, path, manifest.body, options)
+    if response.status == 409 and slots.handover(changes.conflicting(response)):
+        response = flipping.settle(client, path, manifest, options.dry_run,
+                                   options.force_conflicts)
     return "" if response.ok else changes.apply_failure(manifest, response)
 
 

@@ -10,7 +10,9 @@ a `Client` and the cluster's `Resources`. Steps:
 3. the digest shortcut (`ownership.unchanged`): unchanged without another request;
 4. every other object: a server-side apply with `dryRun=All` and field manager `agentctl`,
    exactly what reconcile sends, compared with the live object (normalised, secrets masked);
-5. members no longer rendered: deletions, or skipped with the guard that keeps them.
+5. members no longer rendered: deletions, or skipped with the guard that keeps them;
+6. `slots.review`: an in-place change of a live active blue-green slot fails (unless
+   allowed); the replicas conflict a flip resolves itself does not.
 
 Outcomes use one vocabulary (`diffs.Outcome`). A conflict names the other manager and its
 fields; an existing object that is not the ApplySet's is a refused takeover, never adopted.
@@ -23,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentctl import __version__, diffs
-from agentctl.cluster import ownership, reading
+from agentctl.cluster import ownership, reading, slots
 from agentctl.cluster.connecting import APPLY_PATCH, Client, Response
 from agentctl.cluster.discovering import Resource, Resources, missing
 from agentctl.diffs import Change, EnvChanges, Outcome
@@ -51,6 +53,8 @@ class Options:
     prune: bool | None = None
     """Overrides the environment's `prune`."""
     workers: int = 8
+    allow_in_place: bool = False
+    """Do not refuse a change of a live active slot's pod template."""
 
 
 def group_kind(group: str, kind: str) -> str:
@@ -73,6 +77,7 @@ class _Work:
     resolved: dict[ObjectRef, Resource] = field(default_factory=dict)
     live: dict[reading.Key, reading.Live] = field(default_factory=dict)
     creating_namespaces: set[str] = field(default_factory=set)
+    conflicts: dict[ObjectRef, dict[str, list[str]]] = field(default_factory=dict)
 
 
 def compute(client: Client, resources: Resources, desired: DesiredEnv,
@@ -113,6 +118,7 @@ def compute(client: Client, resources: Resources, desired: DesiredEnv,
             changes.append(dry_runs[manifest.ref])
         else:
             changes.append(Change(manifest.ref, manifest.api_version, Outcome.UNCHANGED))
+    slots.review(changes, desired.manifests, work.conflicts, work.options.allow_in_place)
     changes += _deletions(work)
     return EnvChanges(desired.env, desired.namespace, changes, source=desired.source)
 
@@ -196,7 +202,7 @@ def _dry_run(work: _Work, manifest: Manifest) -> Change:
     response = _apply(work, manifest, work.options.force_conflicts)
     conflicts: dict[str, list[str]] = {}
     if response.status == 409:
-        conflicts = _conflicts(response)
+        work.conflicts[ref] = conflicts = conflicting(response)
         response = _apply(work, manifest, True)  # what taking them over would change
     if not response.ok:
         return _failure(work, manifest, response)
@@ -229,7 +235,7 @@ def _parts(pointer: str) -> list[str]:
     return [p.replace("~1", "/").replace("~0", "~") for p in pointer.split("/")[1:]]
 
 
-def _conflicts(response: Response) -> dict[str, list[str]]:
+def conflicting(response: Response) -> dict[str, list[str]]:
     """Field (as the server names it: `.spec.replicas`) → the managers it conflicts with,
     from a 409's causes."""
     found: dict[str, list[str]] = {}
@@ -246,7 +252,7 @@ def apply_failure(manifest: Manifest, response: Response) -> str:
     """One line on why a server-side apply of `manifest` (dry-run or real) failed: a conflict
     names the other managers and their fields, an immutable field says the object must be
     replaced; no Secret value is quoted."""
-    conflicts = _conflicts(response) if response.status == 409 else {}
+    conflicts = conflicting(response) if response.status == 409 else {}
     if conflicts:
         return "conflict: " + "; ".join(
             f"{path} is owned by {', '.join(managers)}"

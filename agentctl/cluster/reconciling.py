@@ -9,6 +9,9 @@ Order (each step only after the previous one succeeded):
 4. the change set (`changes.compute`, the one `agentctl diff` shows) → refusal of a mass
    deletion (before anything is applied);
 5. staged server-side apply of its created and configured objects (`applying`), parent first;
+   blue-green flips and canary steps (`slots.plan`) held back and applied in order after it
+   (`flipping`: the new slot or the growing canary waited for before traffic or the other track
+   moves);
 6. the health wait of what was applied (`waiting`; not with --dry-run or --no-wait);
 7. the lease confirmed, then the prune (`pruning`) and the parent narrowed — only when nothing
    failed: a failed or unhealthy object, or an interrupted run, never prunes;
@@ -39,10 +42,12 @@ from agentctl.cluster import (
     changes,
     connecting,
     discovering,
+    flipping,
     leasing,
     pruning,
     reading,
     recording,
+    slots,
     waiting,
 )
 from agentctl.diffs import EnvChanges, Outcome
@@ -65,6 +70,8 @@ class Options:
     max_deletions: int | None = None
     allow_empty: bool = False
     full: bool = False
+    allow_in_place: bool = False
+    """Apply a change of a live active slot's pod template instead of refusing it."""
     workers: int = 8
     lease_seconds: int = leasing.DURATION
     install_crd: bool = False
@@ -179,12 +186,16 @@ def _run(client: connecting.Client, resources: discovering.Resources, desired: D
          options: Options, result: Reconciled) -> None:
     planned = changes.compute(client, resources, desired, changes.Options(
         full=options.full, force_conflicts=options.force_conflicts, prune=prune_on,
-        workers=options.workers))
+        workers=options.workers, allow_in_place=options.allow_in_place))
     lease.check()
     pruning.refuse_mass(planned.changes, desired, prune_options)
+    ordered = slots.plan(planned.changes, desired.manifests)
     applied = applying.apply(client, resources, desired, planned, applying.Options(
         force_conflicts=options.force_conflicts, dry_run=options.dry_run,
-        workers=options.workers), check=lease.check)
+        workers=options.workers), check=lease.check, hold=ordered.held)
+    flipping.run(client, resources, desired, applied, ordered, flipping.Options(
+        dry_run=options.dry_run, force_conflicts=options.force_conflicts,
+        timeout=options.timeout), check=lease.check)
     result.changes = applied
     work = applied.changes
     failed = applied.failed

@@ -187,7 +187,9 @@ def test_a_crashing_rollout_fails_fast_naming_object_and_reason(
     doc["spec"]["runtime"]["image"] += "-next"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     projects.render_out(project)
-    code, document = reconciles.report(cluster, project, "--env", "dev", "--timeout", "5m")
+    # (the image changes in both slots, the live active one too: --allow-in-place)
+    code, document = reconciles.report(cluster, project, "--env", "dev", "--timeout", "5m",
+                                       "--allow-in-place")
     assert code == 4, document
     found = reconciles.objects(document)["Deployment/support-bot-green"]
     assert found["outcome"] == "failed", found
@@ -205,7 +207,8 @@ def test_an_unready_rollout_times_out_naming_what_it_waited_for(
     doc["spec"]["runtime"]["image"] += "-next"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     projects.render_out(project)
-    code, document = reconciles.report(cluster, project, "--env", "dev", "--timeout", "8s")
+    code, document = reconciles.report(cluster, project, "--env", "dev", "--timeout", "8s",
+                                       "--allow-in-place")
     assert code == 4, document
     found = reconciles.objects(document)["Deployment/support-bot-green"]
     assert found["outcome"] == "failed", found

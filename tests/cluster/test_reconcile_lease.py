@@ -45,8 +45,8 @@ def _holder(kube: Kube, ns: str) -> str:
 
 def _slow_rollout(cluster: Cluster, project: Path, ns: str) -> None:
     """After a first run: support-bot-green's next pods never become ready (the sandbox's
-    chaos label, added by another field manager), and its image changes, so a run with a
-    wait lasts until its --timeout."""
+    chaos label, added by another field manager), and its image changes (in both slots: runs
+    need --allow-in-place), so a run with a wait lasts until its --timeout."""
     assert reconciles.report(cluster, project, "--env", "dev", "--no-wait")[0] == 0
     answer = cluster.kube.apply(
         f"/apis/apps/v1/namespaces/{ns}/deployments/support-bot-green",
@@ -86,8 +86,8 @@ def test_two_reconciles_started_at_once_one_proceeds_the_other_exits_5(
         cluster: Cluster, dev: tuple[Path, str]) -> None:
     project, ns = dev
     _slow_rollout(cluster, project, ns)
-    runs = [reconciles.spawn(cluster, project, "--env", "dev", "--timeout", "15s", "-o", "json")
-            for _ in range(2)]
+    runs = [reconciles.spawn(cluster, project, "--env", "dev", "--timeout", "15s", "-o", "json",
+                             "--allow-in-place") for _ in range(2)]
     outputs = [run.communicate(timeout=120) for run in runs]
     codes = [run.returncode for run in runs]
     assert sorted(codes) == [4, 5], (codes, outputs)
@@ -104,7 +104,8 @@ def test_sigterm_stops_the_run_and_releases_the_lease(cluster: Cluster,
                                                       dev: tuple[Path, str]) -> None:
     project, ns = dev
     _slow_rollout(cluster, project, ns)
-    run = reconciles.spawn(cluster, project, "--env", "dev", "--timeout", "60s")
+    run = reconciles.spawn(cluster, project, "--env", "dev", "--timeout", "60s",
+                           "--allow-in-place")
     try:
         holder = wait_for(lambda: _holder(cluster.kube, ns), "the run to take the lease")
         time.sleep(2)  # into the health wait
@@ -172,7 +173,7 @@ def test_the_lease_is_renewed_during_a_long_run_and_losing_it_stops_the_run(
     kube = cluster.kube
     _slow_rollout(cluster, project, ns)
     env = projects.desired(project, "dev")
-    options = reconciling.Options(timeout=40, lease_seconds=3)
+    options = reconciling.Options(timeout=40, lease_seconds=3, allow_in_place=True)
     thread, outcome = _in_thread(lambda: reconciling.reconcile(env, (), cluster.kubeconfig,
                                                                options=options))
     api = projects.client(cluster.kubeconfig, env)

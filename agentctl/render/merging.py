@@ -109,13 +109,16 @@ def _track_problems(spec: AgentSpec, merged: dict[str, Any],
     problems: list[Problem] = []
     paths = {path[-1] if path[-1] != "patch" else "canary": path for path in TRACK_PATCHES}
     for track, patch in tracks.patches(spec).items():
+        path = paths[track]
+        holder = next((s for s in sources if s.locate(path)[2] == len(path)), sources[0])
+        in_patch = Source(holder.file, holder.root, (*holder.at, *path))
+        problems += [in_patch.problem(loc, unknown_field(AgentSpec, loc),
+                                      field_path(("spec", *path, *loc)))
+                     for loc in null_unknowns(patch, AgentSpec)]
         data = tracks.patched(merged, patch)
         try:
             AgentSpec.model_validate(data)
         except ValidationError as err:
-            path = paths[track]
-            holder = next((s for s in sources if s.locate(path)[2] == len(path)), sources[0])
-            in_patch = Source(holder.file, holder.root, (*holder.at, *path))
             for error in err.errors():
                 loc = clean_loc(error, data)
                 message = f"{message_of(error, AgentSpec, loc)} (on the {track} track)"

@@ -207,5 +207,11 @@ def test_a_route_moves_weight_only_after_a_growing_canary() -> None:
     assert [r.kind for r in step.then] == ["HTTPRoute"]
     manifests, changes = canary((3, 3), (1, 1), route_changed=True)  # canary unchanged
     assert slots.plan(changes, manifests).steps == ()
+    manifests, changes = canary((3, 3), (1, 1), route_changed=True)
+    found = by_name(changes)["review-canary"]
+    found.outcome, found.paths = Outcome.CONFIGURED, [TEMPLATE_IMAGE]  # a new canary version
+    [step] = slots.plan(changes, manifests).steps
+    assert ([r.name for r in step.grows], [r.kind for r in step.then]) == (
+        ["review-canary"], ["HTTPRoute"])
     manifests, changes = canary((3, 3), (1, 2))  # nothing shrinks, nothing to hold
     assert slots.plan(changes, manifests).steps == ()

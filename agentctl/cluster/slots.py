@@ -13,7 +13,8 @@ workloads carry `agent.inferensys.com/track` (main, canary, blue, green), Servic
   `flipping`: the new slot scaled to the old slot's live replicas and waited for, then the
   Services, then the autoscaler, then the old slot shrunk.
 - A **canary step**: a track of a canary agent grows (created, or more replicas) while another
-  shrinks, or its route shifts weight: the growing workload first and waited for, the rest after.
+  shrinks, or its route changes while the canary does: the growing workload (or the canary)
+  first and waited for, the rest after.
 - **In-place refusal** (`review`): a change of the live active slot's pod template would roll
   the pods that serve traffic; it fails unless allowed. The old slot of a flip is exempt: its
   change is applied after the Services left it.
@@ -172,7 +173,8 @@ def plan(changes: list[Change], manifests: Iterable[Manifest]) -> Plan:
 def _canary_step(name: str, workloads: Mapping[str, ObjectRef], route: ObjectRef | None,
                  by_ref: Mapping[ObjectRef, Change]) -> Step | None:
     """Grow before shrink: the tracks that grow (created, or more replicas) first, then the
-    ones that shrink; a route that changes while the canary grows comes after it too."""
+    ones that shrink; a route that changes while the canary is created or changes comes after
+    the canary too."""
     if "canary" not in workloads or "main" not in workloads:
         return None
     grows, shrinks = [], []
@@ -182,8 +184,12 @@ def _canary_step(name: str, workloads: Mapping[str, ObjectRef], route: ObjectRef
             grows.append(workloads[track])
         elif direction < 0:
             shrinks.append(workloads[track])
-    if route is not None and workloads["canary"] in grows \
-            and by_ref[route].outcome in APPLIED:
+    canary = workloads["canary"]
+    if route is not None and by_ref[route].outcome in APPLIED \
+            and by_ref[canary].outcome in APPLIED and canary not in shrinks:
+        # new weights only for a ready canary
+        if canary not in grows:
+            grows.append(canary)
         shrinks.append(route)
     return Step(name, tuple(grows), tuple(shrinks)) if grows and shrinks else None
 

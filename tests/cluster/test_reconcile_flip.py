@@ -258,6 +258,15 @@ def test_with_an_hpa_a_flip_and_a_flip_back_never_drop_below_the_live_replicas(
                  "support-bot-green to have 4 available")
     assert _replicas_managers(green) == {"horizontal-pod-autoscaler (Update, scale)"}
     assert diff_run(cluster, project, "--env", "dev").exit_code == 0  # the HPA's field
+    # a dry run of the flip back: the server accepts every step, nothing moves
+    _edit(project, "support-bot", _activate("blue"))
+    code, document = reconciles.report(cluster, project, "--env", "dev", "--dry-run")
+    assert code == 0, document
+    assert reconciles.objects(document)["Deployment/support-bot-green"]["outcome"] == \
+        "configured"
+    assert _track(kube, ns, "support-bot") == "green"
+    assert _deployment(kube, ns, "support-bot-green")["spec"]["replicas"] == 4
+    assert _deployment(kube, ns, "support-bot-blue")["spec"]["replicas"] == 1
     _check_flip(cluster, project, ns, "green", "blue", live=4)  # the live count, not 3
 
 

@@ -15,7 +15,7 @@ from agentctl.cluster import reconciling
 from agentctl.sandbox import specs
 
 from . import projects, reconciles
-from .kube import Cluster, Kube
+from .kube import Cluster, Kube, wait_for
 from .test_diff import run as diff_run
 
 pytestmark = pytest.mark.cluster
@@ -75,6 +75,12 @@ def test_first_run_creates_and_waits_then_a_second_run_writes_nothing(
     assert claim["status"]["phase"] == "Bound"
 
     versions = _versions(kube, ns)
+    # The server's counts are cluster-wide: let earlier tests' namespaces finish terminating
+    # (the namespace controller deletes their objects, and the root CA publisher re-creates
+    # their kube-root-ca.crt until they are gone).
+    wait_for(lambda: not [n for n in kube.get("/api/v1/namespaces").body["items"]
+                          if n.get("status", {}).get("phase") == "Terminating"],
+             "no namespace terminating", timeout=180)
     before = reconciles.metric_writes(cluster)
     code, document = reconciles.report(cluster, project, "--env", "dev")
     after = reconciles.metric_writes(cluster)

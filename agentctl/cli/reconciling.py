@@ -162,7 +162,7 @@ def reconcile(
     desired = pipeline.desired(g.project_dir, g.env, g.all_envs, source)
     for warning in desired.warnings:
         console.warning(warning)
-    inputs = loading.load(g.project_dir)
+    inputs = loading.load(g.project_dir, agents=False)  # the capabilities: no agent needed
     options = reconciling.Options(dry_run=dry_run, prune=prune, wait=wait, timeout=seconds,
                                   force_conflicts=force_conflicts, max_deletions=max_deletions,
                                   allow_empty=allow_empty, full=full,

@@ -10,6 +10,8 @@ a `Client` and the cluster's `Resources`. Steps:
 3. the digest shortcut (`ownership.unchanged`): unchanged without another request;
 4. every other object: a server-side apply with `dryRun=All` and field manager `agentctl`,
    exactly what reconcile sends, compared with the live object (normalised, secrets masked);
+   without `dry_run_new` (reconcile), an object the set does not hold is created as rendered
+   after one metadata LIST per (kind, namespace) found no object of its name;
 5. members no longer rendered: deletions, or skipped with the guard that keeps them;
 6. `slots.review`: an in-place change of a live active blue-green slot fails (unless
    allowed); the replicas conflict a flip resolves itself does not.
@@ -55,6 +57,11 @@ class Options:
     workers: int = 8
     allow_in_place: bool = False
     """Do not refuse a change of a live active slot's pod template."""
+    dry_run_new: bool = True
+    """Dry-run the objects the set does not hold yet too (diff shows them as the server would
+    create them). Reconcile turns it off: one metadata LIST per (kind, namespace) without the
+    label selector tells an existing object of that name (a refused takeover) from a new one,
+    which its apply then creates and validates, so a first run sends one write per object."""
 
 
 def group_kind(group: str, kind: str) -> str:
@@ -110,9 +117,14 @@ def compute(client: Client, resources: Resources, desired: DesiredEnv,
     work.creating_namespaces = {m.ref.name for m in desired.manifests
                                 if m.ref.kind == "Namespace" and m.ref.group == ""
                                 and _key(m.ref) not in work.live}
+    new: dict[ObjectRef, Change] = {}
+    if not work.options.dry_run_new and not work.options.full:
+        new = _new(work, [m for m in pending if _key(m.ref) not in work.live])
+        pending = [m for m in pending if m.ref not in new]
     with ThreadPoolExecutor(max_workers=max(1, work.options.workers)) as pool:
         dry_runs = dict(zip([m.ref for m in pending],
                             pool.map(lambda m: _dry_run(work, m), pending), strict=True))
+    dry_runs.update(new)
     for manifest in desired.manifests:
         if manifest.ref in dry_runs:
             changes.append(dry_runs[manifest.ref])
@@ -125,6 +137,21 @@ def compute(client: Client, resources: Resources, desired: DesiredEnv,
 
 def _key(ref: ObjectRef) -> reading.Key:
     return (ref.group, ref.kind, ref.namespace, ref.name)
+
+
+def _new(work: _Work, manifests: list[Manifest]) -> dict[ObjectRef, Change]:
+    """Objects the set does not hold, without a dry-run: created, or a refused takeover when
+    an object of that name exists (one metadata LIST per (kind, namespace), any labels)."""
+    if not manifests:
+        return {}
+    scopes = sorted({(work.resolved[m.ref], m.ref.namespace) for m in manifests},
+                    key=lambda s: (s[0].group, s[0].kind, s[1]))
+    with ThreadPoolExecutor(max_workers=max(1, min(work.options.workers, len(scopes)))) as pool:
+        listed = list(pool.map(lambda s: reading.list_one(work.client, s[0], s[1], ""),
+                               scopes))
+    existing = {live.key for lives in listed for live in lives}
+    return {m.ref: _takeover(work, m) if _key(m.ref) in existing
+            else diffs.compare(m.ref, m.api_version, None, m.body) for m in manifests}
 
 
 def _scopes(work: _Work, live_parent: dict[str, Any] | None) -> set[tuple[Resource, str]]:

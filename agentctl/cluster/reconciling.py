@@ -186,7 +186,7 @@ def _run(client: connecting.Client, resources: discovering.Resources, desired: D
          options: Options, result: Reconciled) -> None:
     planned = changes.compute(client, resources, desired, changes.Options(
         full=options.full, force_conflicts=options.force_conflicts, prune=prune_on,
-        workers=options.workers, allow_in_place=options.allow_in_place))
+        workers=options.workers, allow_in_place=options.allow_in_place, dry_run_new=False))
     lease.check()
     pruning.refuse_mass(planned.changes, desired, prune_options)
     ordered = slots.plan(planned.changes, desired.manifests)

@@ -230,8 +230,10 @@ def test_the_python_api_reports_requests_and_honours_no_wait(
                                  options=reconciling.Options(wait=False))
     assert not done.failed
     assert done.sent["PATCH apply"] == len(env.manifests) + 1, done.sent
+    assert "PATCH dryRun" not in done.sent, done.sent  # a new object's apply is its check
     kinds = {(m.ref.group, m.ref.kind) for m in env.manifests}
-    assert done.sent["LIST"] == len(kinds), done.sent  # the change set's; no wait
+    # the change set's, by ApplySet label and, for the new objects, by name; no wait
+    assert done.sent["LIST"] == 2 * len(kinds), done.sent
 
 
 def _reseal(project: Path, file_suffix: str, edit: Any) -> None:

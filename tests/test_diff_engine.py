@@ -357,3 +357,22 @@ def test_a_committed_alias_bomb_is_refused_as_changed(project: Path) -> None:
     result = diff(project)
     assert result.exit_code == 2, result.output
     assert "changed since it was rendered" in result.output
+
+
+def test_only_fields_the_apply_owns_count_as_its_changes() -> None:
+    """The live object is read before the dry-run: a controller's write in between (the
+    Deployment revision annotation) is not a change the apply makes."""
+    agentctl = {"manager": "agentctl", "operation": "Apply", "apiVersion": "apps/v1",
+                "fieldsV1": {"f:metadata": {"f:annotations": {"f:a": {}}},
+                             "f:spec": {"f:replicas": {}}}}
+    controller = {"manager": "kube-controller-manager", "operation": "Update",
+                  "apiVersion": "apps/v1", "fieldsV1": {"f:metadata": {"f:annotations": {
+                      "f:deployment.kubernetes.io/revision": {}}}}}
+    live = {"metadata": {"annotations": {"a": "1"}, "managedFields": [agentctl]},
+            "spec": {"replicas": 1}}
+    answer = {"metadata": {"annotations": {"a": "1", "deployment.kubernetes.io/revision": "1"},
+                           "managedFields": [agentctl, controller]},
+              "spec": {"replicas": 2}}
+    assert ownership.applies(live, answer, "apps/v1", ["spec", "replicas"])
+    assert not ownership.applies(live, answer, "apps/v1",
+                                 ["metadata", "annotations", "deployment.kubernetes.io/revision"])

@@ -244,6 +244,13 @@ def _dry_run(work: _Work, manifest: Manifest) -> Change:
                **live.body} if work.options.full else reading.get(
         work.client, work.resolved[ref], ref.namespace, ref.name))
     change = diffs.compare(ref, api_version, before, response.body)
+    kept = [p for p in change.paths if ownership.applies(
+        before or {}, response.body if isinstance(response.body, dict) else {}, api_version,
+        _parts(p))]
+    if kept != change.paths:  # what changed between the two reads is not the apply's
+        change.paths = kept
+        if not kept:
+            change.outcome = Outcome.UNCHANGED
     managed = ((before or {}).get("metadata") or {}).get("managedFields") or []
     for path in change.paths:
         owners = ownership.owners(managed, before or {}, _parts(path))

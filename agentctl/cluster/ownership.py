@@ -119,6 +119,26 @@ def element(fields: dict[str, Any], item: Any,
     return best
 
 
+def applies(live: dict[str, Any], answer: dict[str, Any], api_version: str,
+            parts: Sequence[str | int]) -> bool:
+    """Whether agentctl's apply owns the field at `parts`, in the live object or in the
+    dry-run's answer: only such a field can be changed by applying. Any other difference
+    between the two reads (the live GET or LIST came first) is someone else's write in between,
+    such as the Deployment controller's revision annotation on a new object."""
+    also, shape = None, {}
+    if parts and parts[0] == "data" and answer.get("kind") == "Secret":
+        # write-only: applied as stringData, stored as data
+        also = ["stringData", *parts[1:2]]
+        shape = {"stringData": {str(p): "" for p in parts[1:2]}}
+    for body in (live, answer):
+        fields = applied_fields(body.get("metadata") or {}, api_version)
+        if fields is None:
+            continue
+        if _owns(fields, body, parts) or (also is not None and _owns(fields, shape, also)):
+            return True
+    return False
+
+
 def owners(managed_fields: Iterable[dict[str, Any]], obj: dict[str, Any],
            parts: Sequence[str | int], exclude: str = MANAGER) -> list[str]:
     """The managers (other than `exclude`) owning the field at `parts` of the live object

@@ -14,8 +14,9 @@ Measured, each tool as a subprocess, taking turns (`--runs` rounds, the median p
 - `agentctl diff --full` (a dry-run of every object) in the drifted state.
 
 For each: wall time, requests sent (agentctl's own count from `-v`; kubectl's from its `-v=6`
-request log), peak RSS (`os.wait4`), and the exit code (0 no changes, 1 changes). Target:
-kubectl's time at least 10× agentctl's with no drift. Nothing is asserted.
+request log), peak RSS (the child's own `VmHWM`, sampled: `os.wait4`'s would report this
+script's size, which a child inherits until it execs), and the exit code (0 no changes,
+1 changes). Target: kubectl's time at least 10× agentctl's with no drift. Nothing is asserted.
 
 Run from the repository root: `python -m benchmarks.diff` (or `python benchmarks/diff.py`).
 """
@@ -44,7 +45,8 @@ from agentctl.manifests import DesiredEnv
 from agentctl.render import pipeline
 from agentctl.sandbox import building, running
 from benchmarks import fleet
-from benchmarks.render import Run, agentctl, run
+from benchmarks.reconcile import run
+from benchmarks.render import Run, agentctl
 
 SPEEDUP = 10.0
 ENV = "dev"
@@ -149,7 +151,7 @@ def measure(commands: dict[str, list[str]], runs: int,
     results: dict[str, list[Run]] = {name: [] for name in commands}
     for _ in range(runs):
         for name, command in commands.items():
-            result = run(command)
+            result = run(command, Path(os.devnull))
             if result.returncode not in ok:
                 tail = "\n".join(result.stderr.strip().splitlines()[-8:])
                 raise SystemExit(f"{name} failed (exit {result.returncode}):\n{tail}")

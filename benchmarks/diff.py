@@ -45,7 +45,6 @@ from agentctl.manifests import DesiredEnv
 from agentctl.render import pipeline
 from agentctl.sandbox import building, running
 from benchmarks import fleet
-from benchmarks.reconcile import run
 from benchmarks.render import Run, agentctl
 
 SPEEDUP = 10.0
@@ -148,6 +147,7 @@ def _requests_kubectl(stderr: str) -> int:
 def measure(commands: dict[str, list[str]], runs: int,
             ok: tuple[int, ...] = (0, 1)) -> dict[str, tuple[Run, int]]:
     """Each command `runs` times, in turns; the median run and its request count."""
+    from benchmarks.reconcile import run  # it builds on this module
     results: dict[str, list[Run]] = {name: [] for name in commands}
     for _ in range(runs):
         for name, command in commands.items():

@@ -20,7 +20,10 @@ from agentctl.cli.options import (
     OutputFormat,
     OutputOpt,
     ProjectOpt,
+    RenderOpt,
     VerboseOpt,
+    VerifyOpt,
+    desired_source,
     globals_of,
 )
 from agentctl.console import Console
@@ -56,10 +59,8 @@ def diff(
     base: Annotated[str | None, typer.Option(
         "--base", help="Diff the rendered output of git revision REF against the working "
         "tree (no cluster).", metavar="REF", show_default=False)] = None,
-    render: Annotated[bool, typer.Option(
-        "--render", help="Render in-process instead of reading the committed tree.")] = False,
-    verify: Annotated[bool, typer.Option(
-        "--verify", help="Also render, and refuse a committed tree that differs.")] = False,
+    render: RenderOpt = False,
+    verify: VerifyOpt = False,
     full: Annotated[bool, typer.Option(
         "--full", help="Dry-run every object (no digest shortcut).")] = False,
     force_conflicts: Annotated[bool, typer.Option(
@@ -82,9 +83,7 @@ def diff(
     g = globals_of(ctx, project=project, env=env, all_envs=all_envs, output=output,
                    no_color=no_color, verbose=verbose, context=context, kubeconfig=kubeconfig)
     console = console_for(ctx)
-    if render and verify:
-        raise InputError([Problem(field="--render", message="--verify already renders; give "
-                                  "one of --render and --verify")])
+    source = desired_source(render, verify)
     if base is not None:
         if render or verify or full or force_conflicts or allow_in_place:
             raise InputError([Problem(field="--base", message=(
@@ -94,8 +93,7 @@ def diff(
 
         envs = revisions.diff_base(g.project_dir, base, g.env, g.all_envs)
     else:
-        envs = _live(g.project_dir, g.env, g.all_envs, "verify" if verify else
-                     "render" if render else "committed", full, force_conflicts,
+        envs = _live(g.project_dir, g.env, g.all_envs, source, full, force_conflicts,
                      allow_in_place, g.kubeconfig, g.context, console)
     if g.output in (OutputFormat.json, OutputFormat.yaml):
         console.data(reports.document(envs))

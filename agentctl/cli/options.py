@@ -89,3 +89,20 @@ def globals_of(ctx: typer.Context, **given: Any) -> Globals:
         merged = replace(merged, no_color=True)
     root.obj = merged
     return merged
+
+RenderOpt = Annotated[
+    bool, typer.Option("--render", help="Render in-process instead of reading the committed tree.")
+]
+VerifyOpt = Annotated[
+    bool, typer.Option("--verify", help="Also render, and refuse a committed tree that differs.")
+]
+
+
+def desired_source(render: bool, verify: bool) -> str:
+    """Where diff and reconcile take the desired state from (render/pipeline.py SOURCES)."""
+    from agentctl.errors import InputError, Problem
+
+    if render and verify:
+        raise InputError([Problem(field="--render", message="--verify already renders; give "
+                                  "one of --render and --verify")])
+    return "verify" if verify else "render" if render else "committed"

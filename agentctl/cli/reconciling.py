@@ -27,7 +27,10 @@ from agentctl.cli.options import (
     OutputFormat,
     OutputOpt,
     ProjectOpt,
+    RenderOpt,
     VerboseOpt,
+    VerifyOpt,
+    desired_source,
     globals_of,
 )
 from agentctl.console import Console
@@ -102,10 +105,8 @@ def _sigterm_unwinds() -> Iterator[None]:
 
 def reconcile(
     ctx: typer.Context,
-    render: Annotated[bool, typer.Option(
-        "--render", help="Render in-process instead of reading the committed tree.")] = False,
-    verify: Annotated[bool, typer.Option(
-        "--verify", help="Also render, and refuse a committed tree that differs.")] = False,
+    render: RenderOpt = False,
+    verify: VerifyOpt = False,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Send every change with dryRun=All (deletes included): the server "
         "checks everything, nothing changes; no health wait.")] = False,
@@ -148,9 +149,7 @@ def reconcile(
     g = globals_of(ctx, project=project, env=env, all_envs=all_envs, output=output,
                    no_color=no_color, verbose=verbose, context=context, kubeconfig=kubeconfig)
     console = console_for(ctx)
-    if render and verify:
-        raise InputError([Problem(field="--render", message="--verify already renders; give "
-                                  "one of --render and --verify")])
+    source = desired_source(render, verify)
     if g.output == OutputFormat.markdown:
         raise InputError([Problem(field="--output", message="markdown is diff's (a pull "
                                   "request comment); reconcile prints text, json or yaml")])
@@ -158,7 +157,6 @@ def reconcile(
     from agentctl.cluster import reconciling
     from agentctl.render import loading, merging, pipeline
 
-    source = "verify" if verify else "render" if render else "committed"
     desired = pipeline.desired(g.project_dir, g.env, g.all_envs, source)
     for warning in desired.warnings:
         console.warning(warning)

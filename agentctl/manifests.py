@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 
 MANAGED_BY = "agentctl"
 LABEL_AGENT = "agent.inferensys.com/agent"
@@ -25,6 +25,24 @@ LABEL_PART_OF = "applyset.kubernetes.io/part-of"
 ANNOTATION_DIGEST = "agent.inferensys.com/digest"
 ANNOTATION_CONFIG_HASH = "agent.inferensys.com/config-hash"
 ANNOTATION_DESCRIPTION = "agent.inferensys.com/description"
+
+KeptKind = Literal["PersistentVolumeClaim", "Namespace", "CustomResourceDefinition"]
+KEPT_KINDS: Mapping[tuple[str, str], str] = MappingProxyType({
+    ("", "PersistentVolumeClaim"): "agent memory and model caches live there",
+    ("", "Namespace"): "it holds everything else",
+    ("apiextensions.k8s.io", "CustomResourceDefinition"):
+        "deleting it deletes every object of its kind"})
+"""(group, kind) never pruned unless the environment lists the kind in `spec.pruneKinds`, and
+why."""
+
+
+def kept_kind(group: str, kind: str, opted_in: frozenset[str]) -> str:
+    """Why prune keeps a member of this kind, or "" (not a kept kind, or opted in)."""
+    why = KEPT_KINDS.get((group, kind))
+    if not why or kind in opted_in:
+        return ""
+    return (f"{kind} is never pruned unless the environment lists it in spec.pruneKinds "
+            f"({why})")
 
 RANK_ORDER: tuple[str, ...] = (
     "Namespace", "CustomResourceDefinition", "PriorityClass", "StorageClass",
@@ -250,3 +268,5 @@ class DesiredEnv:
     """The environment's `spec.cluster.uid`."""
     source: str = "committed"
     """Where the objects came from: `committed`, `render` or `verify`."""
+    prune_kinds: frozenset[str] = frozenset()
+    """The environment's `spec.pruneKinds`: kept kinds that prune may delete."""

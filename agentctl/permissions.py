@@ -10,7 +10,9 @@ What each rule is for:
 
 - every kind it may render, in every namespace of `policy.namespaces`: get, list (the change
   set's LISTs by ApplySet label, the prune's fresh reads), create and patch (server-side apply
-  creates through a PATCH, which needs both), delete (the prune);
+  creates through a PATCH, which needs both), delete (the prune) — but no delete of
+  PersistentVolumeClaims, Namespaces or CRDs unless the environment lists the kind in
+  `spec.pruneKinds` (prune keeps them otherwise, and releases them with a patch);
 - pods and ReplicaSets there: list (the health wait reads the current revision's pods);
 - in the environment's namespace: its Lease (create; get and update of that name only) and
   Events (create, one per run on the ApplySet parent; the parent is a ConfigMap, a kind it
@@ -31,7 +33,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from agentctl.manifests import MANAGED_BY, scope_of
+from agentctl.manifests import KEPT_KINDS, MANAGED_BY, scope_of
 
 RBAC = "rbac.authorization.k8s.io/v1"
 MEMBER_VERBS = ("get", "list", "create", "patch", "delete")
@@ -77,6 +79,13 @@ class Access:
     identity: bool = False
     """The environment declares cluster.uid: the kube-system namespace is read."""
     install_crd: bool = False
+    prune_kinds: frozenset[str] = frozenset()
+    """The environment's spec.pruneKinds: kept kinds reconcile may delete."""
+
+    def deletes(self, api_version: str, kind: str) -> bool:
+        """Whether prune may delete objects of this kind here."""
+        group = api_version.rpartition("/")[0]
+        return (group, kind) not in KEPT_KINDS or kind in self.prune_kinds
 
 
 def kinds_of(capabilities: Iterable[str], rendered: Iterable[tuple[str, str]] = ()
@@ -92,6 +101,14 @@ def _rules(resources: Mapping[str, Iterable[str]], verbs: Iterable[str]) -> list
             for group, names in sorted(resources.items())]
 
 
+def _members(grouped: Mapping[tuple[bool, bool], Mapping[str, Iterable[str]]],
+             namespaced: bool) -> list[dict[str, Any]]:
+    """Member kinds' rules: every verb, or every verb but delete for a kept kind."""
+    return (_rules(grouped.get((namespaced, True), {}), MEMBER_VERBS)
+            + _rules(grouped.get((namespaced, False), {}),
+                     [v for v in MEMBER_VERBS if v != "delete"]))
+
+
 def _meta(name: str, namespace: str | None = None) -> dict[str, Any]:
     meta: dict[str, Any] = {"name": name}
     if namespace:
@@ -104,16 +121,17 @@ def _meta(name: str, namespace: str | None = None) -> dict[str, Any]:
 def objects(access: Access, account: str, account_namespace: str) -> list[dict[str, Any]]:
     """The Roles and bindings (and ClusterRole, when needed) for ServiceAccount
     `account_namespace/account`, named after it."""
-    namespaced: dict[str, set[str]] = defaultdict(set)
-    cluster: dict[str, set[str]] = defaultdict(set)
+    # (namespaced?, deletable?) → group → resources
+    grouped: dict[tuple[bool, bool], dict[str, set[str]]] = defaultdict(
+        lambda: defaultdict(set))
     for api_version, kind in sorted(access.kinds):
         group = api_version.rpartition("/")[0]
-        target = cluster if scope_of(api_version, kind, access.scopes) is False else namespaced
-        target[group].add(resource_of(kind))
+        namespaced = scope_of(api_version, kind, access.scopes) is not False
+        grouped[namespaced, access.deletes(api_version, kind)][group].add(resource_of(kind))
     subject = [{"kind": "ServiceAccount", "name": account, "namespace": account_namespace}]
     out: list[dict[str, Any]] = []
     for namespace in sorted(set(access.namespaces) | {access.namespace}):
-        rules = _rules(namespaced, MEMBER_VERBS)
+        rules = _members(grouped, namespaced=True)
         rules += _rules({"": ["pods"], "apps": ["replicasets"]}, ["list"])
         if namespace == access.namespace:
             rules += [
@@ -122,7 +140,8 @@ def objects(access: Access, account: str, account_namespace: str) -> list[dict[s
                 {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
                  "resourceNames": [access.lease], "verbs": ["get", "update"]},
                 {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]}]
-        if "agents" in namespaced.get("agent.inferensys.com", set()):
+        if any("agents" in grouped[True, d].get("agent.inferensys.com", set())
+               for d in (True, False)):
             rules.append({"apiGroups": ["agent.inferensys.com"], "resources": ["agents/status"],
                           "verbs": ["patch"]})
         out.append({"apiVersion": RBAC, "kind": "Role", "metadata": _meta(account, namespace),
@@ -131,7 +150,7 @@ def objects(access: Access, account: str, account_namespace: str) -> list[dict[s
                     "metadata": _meta(account, namespace),
                     "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
                                 "name": account}, "subjects": subject})
-    rules = _rules(cluster, MEMBER_VERBS)
+    rules = _members(grouped, namespaced=False)
     if access.identity:
         rules.append({"apiGroups": [""], "resources": ["namespaces"],
                       "resourceNames": ["kube-system"], "verbs": ["get"]})

@@ -48,7 +48,8 @@ def access_for(environment: Environment, project: str, rendered: Iterable[tuple[
         namespaces=tuple(spec.policy.namespaces or [spec.namespace]),
         lease=applyset_parent_name(project, environment.metadata.name),
         kinds=permissions.kinds_of(spec.capabilities, rendered), scopes=dict(scopes or {}),
-        identity=spec.cluster.uid is not None, install_crd=install_crd)
+        identity=spec.cluster.uid is not None, install_crd=install_crd,
+        prune_kinds=frozenset(spec.prune_kinds))
 
 
 def runner(access: permissions.Access, project: str, options: Options) -> reconcilers.Runner:

@@ -20,7 +20,7 @@ from agentctl.cli import app
 from agentctl.cluster import changes, ownership, reading
 from agentctl.cluster.discovering import Resource
 from agentctl.diffs import Change, EnvChanges, Outcome
-from agentctl.manifests import ANNOTATION_DIGEST, ObjectRef, digest
+from agentctl.manifests import ANNOTATION_DIGEST, DesiredEnv, ObjectRef, digest
 from agentctl.render import pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,13 +133,13 @@ def _live(kind: str, group: str = "", **metadata: Any) -> reading.Live:
     (_live("ConfigMap", annotations={changes.ANNOTATION_PRUNE: "disabled"}), True,
      "prune: disabled"),
     (_live("ConfigMap", ownerReferences=[{"kind": "Agent", "name": "a"}]), True, "owned by"),
-    (_live("PersistentVolumeClaim"), True, "per-kind opt-in"),
-    (_live("Namespace"), True, "per-kind opt-in"),
-    (_live("CustomResourceDefinition", "apiextensions.k8s.io"), True, "per-kind opt-in"),
+    (_live("PersistentVolumeClaim"), True, "spec.pruneKinds"),
+    (_live("Namespace"), True, "spec.pruneKinds"),
+    (_live("CustomResourceDefinition", "apiextensions.k8s.io"), True, "spec.pruneKinds"),
 ])
 def test_each_prune_guard_keeps_what_it_guards(live: reading.Live, prune: bool,
                                                kept_by: str) -> None:
-    reason = changes._guard(live, prune, "dev")
+    reason = changes._guard(live, prune, DesiredEnv("dev", "ns", "applyset-x", "p", []))
     assert (kept_by in reason) if kept_by else reason == ""
 
 

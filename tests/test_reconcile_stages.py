@@ -8,7 +8,7 @@ from typing import Any, cast
 
 import pytest
 
-from agentctl.cluster import applying, leasing, pruning, waiting
+from agentctl.cluster import applying, changes, leasing, pruning, waiting
 from agentctl.cluster.connecting import Client, Response
 from agentctl.diffs import Change, Outcome
 from agentctl.errors import ObjectsFailedError
@@ -129,14 +129,22 @@ def test_an_empty_render_is_refused_only_when_it_would_prune() -> None:
 
 
 def test_kept_kinds_and_marks() -> None:
-    assert "per-kind opt-in" in pruning.kept({}, "", "PersistentVolumeClaim")
-    assert "per-kind opt-in" in pruning.kept({}, "", "Namespace")
-    assert "owned by ReplicaSet/r" in pruning.kept(
-        {"ownerReferences": [{"kind": "ReplicaSet", "name": "r"}]}, "apps", "Deployment")
-    assert "disabled" in pruning.kept(
-        {"annotations": {"agent.inferensys.com/prune": "disabled"}}, "", "ConfigMap")
-    assert pruning.kept({"annotations": {"agent.inferensys.com/prune": "enabled"}}, "",
-                        "ConfigMap") == ""
+    none: frozenset[str] = frozenset()
+    for group, kind in (("", "PersistentVolumeClaim"), ("", "Namespace"),
+                        ("apiextensions.k8s.io", "CustomResourceDefinition")):
+        assert "spec.pruneKinds" in changes.kept({}, group, kind, none)
+        assert changes.kept({}, group, kind, frozenset({kind})) == ""
+    # an opt-in of one kind does not open another, and the other guards still hold
+    assert changes.kept({}, "", "Namespace", frozenset({"PersistentVolumeClaim"}))
+    assert "owned by StatefulSet/s" in changes.kept(
+        {"ownerReferences": [{"kind": "StatefulSet", "name": "s"}]}, "",
+        "PersistentVolumeClaim", frozenset({"PersistentVolumeClaim"}))
+    assert "owned by ReplicaSet/r" in changes.kept(
+        {"ownerReferences": [{"kind": "ReplicaSet", "name": "r"}]}, "apps", "Deployment", none)
+    assert "disabled" in changes.kept(
+        {"annotations": {"agent.inferensys.com/prune": "disabled"}}, "", "ConfigMap", none)
+    assert changes.kept({"annotations": {"agent.inferensys.com/prune": "enabled"}}, "",
+                        "ConfigMap", none) == ""
 
 
 def _lease() -> leasing.Lease:

@@ -56,6 +56,7 @@ def test_the_role_grants_exactly_the_renderable_kinds_and_what_reconcile_needs()
                ("monitoring.coreos.com", "servicemonitors"), ("agent.inferensys.com", "agents")}
     expected = {(g, r, v, "*") for g, r in members
                 for v in ("get", "list", "create", "patch", "delete")}
+    expected.remove(("", "persistentvolumeclaims", "delete", "*"))  # agent memory: no opt-in
     expected |= {("", "pods", "list", "*"), ("apps", "replicasets", "list", "*"),
                  ("coordination.k8s.io", "leases", "create", "*"),
                  ("coordination.k8s.io", "leases", "get", "agentctl-fleet-prod"),
@@ -68,6 +69,28 @@ def test_the_role_grants_exactly_the_renderable_kinds_and_what_reconcile_needs()
     [binding] = [o for o in objects if o["kind"] == "RoleBinding"]
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "agentctl-fleet-prod",
                                     "namespace": "agentctl-system"}]
+
+
+def test_delete_of_a_kept_kind_is_granted_only_with_the_environments_opt_in() -> None:
+    kinds = permissions.kinds_of([], [("v1", "Namespace"),
+                                      ("apiextensions.k8s.io/v1", "CustomResourceDefinition")])
+    kept = {("", "persistentvolumeclaims"), ("", "namespaces"),
+            ("apiextensions.k8s.io", "customresourcedefinitions")}
+
+    def deletable(access: permissions.Access) -> set[tuple[str, str]]:
+        objects = permissions.objects(access, "agentctl-fleet-prod", "agentctl-system")
+        grants = _grants(_rules(objects, "Role", "agents-prod")) | _grants(
+            _rules(objects, "ClusterRole"))
+        return {(g, r) for g, r, v, _ in grants if v == "delete"} & kept
+
+    assert deletable(_access(kinds=kinds)) == set()
+    opted = _access(kinds=kinds, prune_kinds=frozenset({"PersistentVolumeClaim", "Namespace"}))
+    assert deletable(opted) == {("", "persistentvolumeclaims"), ("", "namespaces")}
+    # kept kinds still get every other member verb (apply, and the release patch)
+    objects = permissions.objects(_access(kinds=kinds), "agentctl-fleet-prod", "agentctl-system")
+    grants = _grants(_rules(objects, "ClusterRole"))
+    assert {v for g, r, v, _ in grants if r == "namespaces"} == {"get", "list", "create",
+                                                                  "patch"}
 
 
 def test_cluster_rules_only_for_the_identity_check_and_the_crd() -> None:

@@ -32,18 +32,13 @@ from agentctl.cluster.connecting import APPLY_PATCH, Client, Response
 from agentctl.cluster.discovering import Resource, Resources, missing
 from agentctl.diffs import Change, EnvChanges, Outcome
 from agentctl.errors import ClusterError, Problem
-from agentctl.manifests import LABEL_PART_OF, DesiredEnv, Manifest, ObjectRef
+from agentctl.manifests import LABEL_PART_OF, DesiredEnv, Manifest, ObjectRef, kept_kind
 
 ANNOTATION_PRUNE = "agent.inferensys.com/prune"
 APPLYSET_ID = "applyset.kubernetes.io/id"
 APPLYSET_TOOLING = "applyset.kubernetes.io/tooling"
 APPLYSET_KINDS = "applyset.kubernetes.io/contains-group-kinds"
 APPLYSET_NAMESPACES = "applyset.kubernetes.io/additional-namespaces"
-KEPT_KINDS = {("", "PersistentVolumeClaim"): "agent memory and model caches live there",
-              ("", "Namespace"): "it holds everything else",
-              ("apiextensions.k8s.io", "CustomResourceDefinition"):
-                  "deleting it deletes every object of its kind"}
-"""Kinds never pruned without a per-kind opt-in, and why."""
 
 
 @dataclass(frozen=True)
@@ -349,7 +344,7 @@ def _deletions(work: _Work) -> list[Change]:
             continue
         ref = ObjectRef.of({"apiVersion": live.resource.api_version, "kind": key[1],
                             "metadata": {"namespace": key[2], "name": key[3]}})
-        guard = _guard(live, prune, work.desired.env)
+        guard = _guard(live, prune, work.desired)
         before = diffs.normalise({"apiVersion": live.resource.api_version, "kind": key[1],
                                   "metadata": live.meta})
         out.append(Change(ref, live.resource.api_version,
@@ -358,18 +353,20 @@ def _deletions(work: _Work) -> list[Change]:
     return sorted(out, key=lambda c: c.ref, reverse=True)
 
 
-def _guard(live: reading.Live, prune: bool, env: str) -> str:
+def _guard(live: reading.Live, prune: bool, desired: DesiredEnv) -> str:
     """Why a member that is no longer rendered is kept, or "" when it is deleted."""
-    meta = live.meta
     if not prune:
-        return f"prune is off for environment {env} (reconcile --prune overrides it)"
+        return f"prune is off for environment {desired.env} (reconcile --prune overrides it)"
+    return kept(live.meta, live.resource.group, live.resource.kind, desired.prune_kinds)
+
+
+def kept(meta: dict[str, Any], group: str, kind: str, prune_kinds: frozenset[str]) -> str:
+    """Why prune must not delete a member no longer rendered, or "": the annotation,
+    ownerReferences, or a kept kind the environment has not opted in."""
     if (meta.get("annotations") or {}).get(ANNOTATION_PRUNE) == "disabled":
         return f"annotated {ANNOTATION_PRUNE}: disabled"
     owners = meta.get("ownerReferences") or []
     if owners:
         return "owned by " + ", ".join(f"{o.get('kind')}/{o.get('name')}" for o in owners)
-    why = KEPT_KINDS.get((live.resource.group, live.resource.kind))
-    if why:
-        return f"{live.resource.kind} is never pruned without a per-kind opt-in ({why})"
-    return ""
+    return kept_kind(group, kind, prune_kinds)
 

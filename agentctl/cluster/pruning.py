@@ -9,8 +9,9 @@ guard that keeps them, from `changes.compute`), the `Resources` and a `Client`.
   deletions than `--max-deletions` (default: 10, or 10 % of the set's members if larger).
 - Per object, on a fresh GET: still a member (the ApplySet label), no ownerReferences, not
   annotated `agent.inferensys.com/prune: disabled`, and not a PersistentVolumeClaim, Namespace
-  or CRD. A kept object loses its ApplySet label (a JSON patch that first tests the label is
-  still ours) and is reported skipped, so the next run converges instead of keeping it forever.
+  or CRD unless the environment lists that kind in `spec.pruneKinds` (`changes.kept`). A kept
+  object loses its ApplySet label (a JSON patch that first tests the label is still ours) and
+  is reported skipped, so the next run converges instead of keeping it forever.
 - A delete carries the object's uid and resourceVersion as preconditions: an object replaced or
   changed since it was read fails and stays in the set (the parent is not narrowed).
 - With prune off (the environment's `prune: false`, or --no-prune) nothing here runs and the
@@ -123,7 +124,7 @@ def _one(client: Client, resources: Resources, desired: DesiredEnv, change: Chan
     if (meta.get("labels") or {}).get(LABEL_PART_OF) != desired.applyset:
         change.outcome, change.reason = Outcome.SKIPPED, "no longer a member of the ApplySet"
         return True
-    guard = kept(meta, resource.group, resource.kind)
+    guard = changes.kept(meta, resource.group, resource.kind, desired.prune_kinds)
     if guard:
         return _release(client, path, desired, change, guard, options)
     body: dict[str, Any] = {"apiVersion": "v1", "kind": "DeleteOptions",
@@ -142,19 +143,6 @@ def _one(client: Client, resources: Resources, desired: DesiredEnv, change: Chan
     change.reason = ("changed since it was read; it stays in the set for the next run"
                      if answer.status == 409 else f"delete failed: {answer.message}")
     return False
-
-
-def kept(meta: dict[str, Any], group: str, kind: str) -> str:
-    """Why a member no longer rendered must not be deleted, or ""."""
-    if (meta.get("annotations") or {}).get(changes.ANNOTATION_PRUNE) == "disabled":
-        return f"annotated {changes.ANNOTATION_PRUNE}: disabled"
-    owners = meta.get("ownerReferences") or []
-    if owners:
-        return "owned by " + ", ".join(f"{o.get('kind')}/{o.get('name')}" for o in owners)
-    why = changes.KEPT_KINDS.get((group, kind))
-    if why:
-        return f"{kind} is never pruned without a per-kind opt-in ({why})"
-    return ""
 
 
 def _release(client: Client, path: str, desired: DesiredEnv, change: Change, guard: str,

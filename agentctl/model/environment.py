@@ -5,7 +5,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import Field, StringConstraints, model_validator
 
-from agentctl.manifests import group_kind, known_scopes
+from agentctl.manifests import KeptKind, group_kind, known_scopes
 from agentctl.model.common import DNS1123Label, StrictModel, rule
 from agentctl.model.images import Images
 from agentctl.model.pods import PodSecurityLevel
@@ -72,6 +72,14 @@ class EnvironmentSpec(StrictModel):
     policy: Policy = Field(default_factory=Policy)
     images: Images = Field(default_factory=Images)
     prune: bool = True
+    """Reconcile deletes the ApplySet's members that are no longer rendered (`reconcile
+    --prune/--no-prune` overrides it for one run)."""
+    prune_kinds: list[KeptKind] = Field(default_factory=list)
+    """Kinds that are never pruned by default which this environment lets reconcile delete
+    when no longer rendered: `PersistentVolumeClaim` (agent memory and model caches: their
+    data goes with them), `Namespace` (everything in it goes) or `CustomResourceDefinition`
+    (every object of its kind goes). Without it such an object is kept and released from the
+    ApplySet; the reconciler's generated RBAC grants `delete` on these kinds only when listed."""
     nodes: Nodes = Field(default_factory=Nodes)
     reloader: bool = False
     """Stakater Reloader runs here: each workload names the Secrets its pods read as env vars

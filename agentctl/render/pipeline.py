@@ -387,7 +387,8 @@ def desired(root: Path, envs: tuple[str, ...] = (), all_envs: bool = False,
         out_envs.append(DesiredEnv(
             env.env, env.namespace, env.applyset,
             applyset_parent_name(inputs.project.metadata.name, env.env), env.manifests,
-            spec.prune, spec.cluster.context, spec.cluster.uid, source))
+            spec.prune, spec.cluster.context, spec.cluster.uid, source,
+            frozenset(spec.prune_kinds)))
     return DesiredResult(out_envs, warnings, source)
 
 

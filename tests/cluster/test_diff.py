@@ -247,7 +247,7 @@ def test_a_removed_agent_shows_its_objects_as_planned_prunes(
     skipped = {n: o["reason"] for n, o in objects.items() if o["outcome"] == "skipped"}
     assert deleted | set(skipped) == live
     assert set(skipped) == {"PersistentVolumeClaim/gpu-inference-model-cache"}, skipped
-    assert "never pruned without a per-kind opt-in" in skipped[
+    assert "never pruned unless the environment lists it in spec.pruneKinds" in skipped[
         "PersistentVolumeClaim/gpu-inference-model-cache"]
     assert all(o["outcome"] == "unchanged" for n, o in objects.items()
                if n not in live and n != "ConfigMap/agentctl-example-fleet-dev"), objects

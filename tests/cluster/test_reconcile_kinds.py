@@ -110,7 +110,7 @@ def test_crds_come_first_are_established_and_are_never_pruned(
     assert code == 0, document
     beta = reconciles.objects(document)["CustomResourceDefinition/betas.reconcile.example.com"]
     assert beta["outcome"] == "skipped", beta
-    assert "per-kind opt-in" in beta["reason"], beta
+    assert "spec.pruneKinds" in beta["reason"], beta
     live = kube.get(f"{CRDS}/betas.reconcile.example.com")
     assert live.status == 200
     assert "applyset.kubernetes.io/part-of" not in live.body["metadata"].get("labels", {})

@@ -19,6 +19,8 @@ from agentctl.manifests import LABEL_PART_OF
 
 from . import projects, reconciles
 from .kube import Cluster, Kube
+from .test_diff import by_name
+from .test_diff import report as diff_report
 from .test_diff import run as diff_run
 
 pytestmark = pytest.mark.cluster
@@ -107,7 +109,7 @@ def test_a_removed_agent_is_pruned_and_guarded_objects_are_kept_and_released(
     assert "ConfigMap/gpu-inference-notes" not in found
     assert "owned by ConfigMap/an-owner" in found["ServiceAccount/gpu-inference"]["reason"]
     assert "prune: disabled" in found["Service/gpu-inference"]["reason"]
-    assert "per-kind opt-in" in found[
+    assert "unless the environment lists it in spec.pruneKinds" in found[
         "PersistentVolumeClaim/gpu-inference-model-cache"]["reason"]
     assert document["environments"][0]["pruned"] is True
     for name in ("ConfigMap/gpu-inference-config", "Deployment/gpu-inference"):
@@ -125,6 +127,28 @@ def test_a_removed_agent_is_pruned_and_guarded_objects_are_kept_and_released(
     assert summary["deleted"] == summary["skipped"] == summary["failed"] == 0, summary
     assert summary["created"] == summary["configured"] == 0, summary
     assert diff_run(cluster, project, "--env", "dev").exit_code == 0
+
+
+def test_an_environment_that_opts_in_prunes_a_removed_agents_pvc(
+        cluster: Cluster, applied: tuple[Path, str]) -> None:
+    project, ns = applied
+    kube = cluster.kube
+    path = _paths(ns)["PersistentVolumeClaim/gpu-inference-model-cache"]
+    env_file = project / "environments" / "dev.yaml"
+    environment = yaml.safe_load(env_file.read_text())
+    environment["spec"]["pruneKinds"] = ["PersistentVolumeClaim"]
+    env_file.write_text(yaml.safe_dump(environment, sort_keys=False))
+    _remove_agent(project, "gpu-inference")
+
+    code, planned = diff_report(cluster, project, "--env", "dev")
+    assert code == 1, planned
+    assert by_name(planned)["PersistentVolumeClaim/gpu-inference-model-cache"][
+        "outcome"] == "deleted"
+    code, document = reconciles.report(cluster, project, "--env", "dev", "--no-wait")
+    assert code == 0, document
+    found = reconciles.objects(document)
+    assert {found[name]["outcome"] for name in GPU} == {"deleted"}, found
+    assert _gone(kube, path)
 
 
 def test_prune_off_keeps_the_members_in_the_set(cluster: Cluster,

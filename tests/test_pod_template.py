@@ -268,3 +268,63 @@ def test_reloader_rolls_the_pods_on_secrets_read_as_env_and_foreign_config_maps(
     root = write_project(tmp_path / "none", {AGENT_FILE: agent(spec)})
     [workload] = [d for d in rendered(invoke(root)) if d["kind"] == "Deployment"]
     assert not [k for k in workload["metadata"]["annotations"] if "reloader" in k]
+
+
+def _deadline(tmp_path: Path, spec: dict[str, Any]) -> int:
+    root = write_project(tmp_path, {AGENT_FILE: agent(spec)})
+    [workload] = [d for d in rendered(invoke(root)) if d["kind"] == "Deployment"]
+    return int(workload["spec"]["progressDeadlineSeconds"])
+
+
+def _downloading(timeout: int, uri: str = "hf://org/model") -> dict[str, Any]:
+    source: dict[str, Any] = {"uri": uri, "downloadTimeoutSeconds": timeout}
+    if not uri.startswith("pvc://"):
+        source["cache"] = {"size": "10Gi"}
+    return {"model": {"id": "gpt-4o", "source": source}}
+
+
+@pytest.mark.parametrize(("spec", "deadline"), [
+    ({}, 600),  # the startup budget (600) alone: Kubernetes' default
+    ({"lifecycle": {"probes": {"startup": {"budgetSeconds": 900}}}}, 900),
+    ({"lifecycle": {"probes": {"startup": {"enabled": False}}}}, 600),
+    (_downloading(1800), 2400),  # the download, then the startup budget
+    (_downloading(1800, "pvc://weights/llama"), 600),  # mounted, nothing to download
+    ({**_downloading(3600), "rollout": {"progressDeadlineSeconds": 7200}}, 7200),
+])
+def test_the_progress_deadline_defaults_to_what_a_new_pod_may_take(
+        tmp_path: Path, spec: dict[str, Any], deadline: int) -> None:
+    assert _deadline(tmp_path, spec) == deadline
+
+
+def test_a_progress_deadline_shorter_than_download_and_startup_is_refused(
+        tmp_path: Path) -> None:
+    spec = {**_downloading(1800), "rollout": {"progressDeadlineSeconds": 600}}
+    root = write_project(tmp_path, {AGENT_FILE: agent(spec)})
+    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    result = invoke(root)
+    assert result.exit_code == 2, result.output
+    assert not isinstance(result.exception, Exception) or isinstance(result.exception,
+                                                                     SystemExit)
+    assert re.search(
+        AT_AGENT + r": spec\.rollout\.progressDeadlineSeconds: 600s is shorter than a new pod "
+        r"may take to become ready \(model\.source\.downloadTimeoutSeconds 1800 \+ "
+        r"lifecycle\.probes\.startup\.budgetSeconds 600 = 2400s\)", result.output), result.output
+    assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
+
+
+def test_a_canary_that_downloads_longer_is_checked_on_its_own_track(tmp_path: Path) -> None:
+    rollout = {"strategy": "Canary", "progressDeadlineSeconds": 2400,
+               "canary": {"weight": 10, "patch": {"model": {"source": {
+                   "downloadTimeoutSeconds": 3600}}}}}
+    spec = {**_downloading(1800), "replicas": 2, "rollout": rollout}
+    root = write_project(tmp_path, {AGENT_FILE: agent(spec)})
+    result = invoke(root)
+    assert result.exit_code == 2, result.output
+    assert "progressDeadlineSeconds: 2400s is shorter" in result.output, result.output
+    assert "canary" in result.output, result.output
+    # left unset, each track's Deployment gets its own
+    rollout.pop("progressDeadlineSeconds")
+    root = write_project(tmp_path / "unset", {AGENT_FILE: agent(spec)})
+    deadlines = {d["metadata"]["name"]: d["spec"]["progressDeadlineSeconds"]
+                 for d in rendered(invoke(root)) if d["kind"] == "Deployment"}
+    assert deadlines == {"x": 2400, "x-canary": 4200}

@@ -316,6 +316,7 @@ def _check_pod_rules(spec: AgentSpec) -> None:
                 and spec.replicas < 2 and 0 < rollout.canary.weight < 100):
             raise rule("replicas", "a replicaRatio canary between 0 and 100 % needs at least "
                        "2 replicas (one stable, one canary)")
+    _progress_deadline(spec)
     if spec.workload.kind == "StatefulSet" and rollout.strategy != "RollingUpdate":
         raise rule("rollout.strategy", f"a StatefulSet rolls out with RollingUpdate only, not "
                    f"{rollout.strategy}")
@@ -334,6 +335,36 @@ def _check_pod_rules(spec: AgentSpec) -> None:
         if path in seen:
             raise rule(where, f"mount path {path} is also used by {seen[path]}")
         seen[path] = where
+
+
+def ready_budget(spec: AgentSpec) -> tuple[int, str]:
+    """Seconds a new pod may take to become ready, and what they are made of: the model
+    download (an init container, unless the weights are mounted from a pvc://) and the
+    startup probe's budget."""
+    parts: list[tuple[int, str]] = []
+    source = spec.model.source
+    if source is not None and not source.uri.startswith("pvc://"):
+        parts.append((source.download_timeout_seconds, "model.source.downloadTimeoutSeconds"))
+    startup = spec.lifecycle.probes.startup
+    if startup.enabled:
+        parts.append((startup.budget_seconds, "lifecycle.probes.startup.budgetSeconds"))
+    return (sum(s for s, _ in parts),
+            " + ".join(f"{what} {seconds}" for seconds, what in parts) or "nothing")
+
+
+def _progress_deadline(spec: AgentSpec) -> None:
+    """Default `rollout.progressDeadlineSeconds` to what a new pod may need, and refuse less:
+    a Deployment would be marked failed while its pods are still downloading the model."""
+    rollout = spec.rollout
+    needed, parts = ready_budget(spec)
+    if rollout.progress_deadline_seconds is None:
+        rollout.progress_deadline_seconds = max(600, needed)
+        rollout.model_fields_set.discard("progress_deadline_seconds")  # a default
+    elif spec.workload.kind == "Deployment" and rollout.progress_deadline_seconds < needed:
+        raise rule("rollout.progressDeadlineSeconds", (
+            f"{rollout.progress_deadline_seconds}s is shorter than a new pod may take to become "
+            f"ready ({parts} = {needed}s): the rollout would be marked failed while it is "
+            f"still starting; set at least {needed}, or leave it unset"))
 
 
 def _session_set(spec: AgentSpec) -> bool:

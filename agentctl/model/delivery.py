@@ -160,7 +160,13 @@ class Rollout(StrictModel):
     rolling_update: RollingUpdate = Field(default_factory=RollingUpdate)
     blue_green: BlueGreen | None = None
     canary: Canary | None = None
-    progress_deadline_seconds: Annotated[int, Field(ge=1)] = 600
+    progress_deadline_seconds: Annotated[int, Field(ge=1)] | None = None
+    """Seconds a Deployment's rollout may go without progress before Kubernetes marks it
+    ProgressDeadlineExceeded (reconcile's health wait then fails at once). It must cover what
+    a new pod may take to become ready: the model download (`model.source
+    .downloadTimeoutSeconds`, when an init container downloads the model) plus the startup
+    budget (`lifecycle.probes.startup.budgetSeconds`); a shorter value is an error. Defaults
+    to that sum, and at least 600 (Kubernetes' own default)."""
     revision_history_limit: Annotated[int, Field(ge=0)] = 10
 
     @model_validator(mode="after")

@@ -4,8 +4,12 @@ warnings and progress go to stderr, so `agentctl render > all.yaml` stays clean.
 from __future__ import annotations
 
 import json
+import os
 import sys
-from typing import TYPE_CHECKING, Any
+import threading
+from collections.abc import Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TextIO
 
 import yaml
 
@@ -13,6 +17,12 @@ from agentctl.errors import Problem
 
 if TYPE_CHECKING:
     from rich.console import Console as RichConsole
+    from rich.progress import Progress as RichProgress
+    from rich.progress import TaskID
+
+PROGRESS_DELAY = 1.0
+"""Seconds before a progress display appears: a run that ends sooner (nothing to change, a
+small fleet) never flashes one. A time, not an object count: ten objects can wait minutes."""
 
 
 def _escape(text: str) -> str:
@@ -66,3 +76,148 @@ class Console:
     def debug(self, message: str) -> None:
         if self.verbose:
             self._err.print(_escape(message), style="dim")
+
+    # -- stderr: progress -----------------------------------------------------------------
+    def progress(self, environ: Mapping[str, str] = os.environ) -> Bar:
+        """A progress display for a long run (`Bar`), shown on stderr only when `shows_progress`
+        says so; otherwise one that never shows anything."""
+        shown = shows_progress(self.fmt, sys.stderr, environ)
+        return Bar(self._err if shown else None)
+
+
+def shows_progress(fmt: str, stream: TextIO, environ: Mapping[str, str]) -> bool:
+    """Whether a progress display belongs on `stream`: only for text output, on a terminal, and
+    neither in CI (`CI` set, as every CI service does) nor on a dumb terminal."""
+    if fmt != "text" or environ.get("CI", "").lower() not in ("", "0", "false"):
+        return False
+    if environ.get("TERM", "") in ("dumb", "unknown"):
+        return False
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # no isatty, or closed
+        return False
+
+
+_PHASES = {"changes": "change set", "apply": "apply", "flip": "flip", "wait": "health wait",
+           "prune": "prune"}
+
+
+class Bar:
+    """A run's progress (an `agentctl.cluster.progress.Progress`) as rich's progress bar on
+    `console` (None: never shown): transient, so it is gone when the run ends and the report
+    follows on a clean screen, and shown only once the run has lasted `delay` seconds.
+
+    Thread-safe: events come from the cluster stages' worker threads; the display refreshes
+    on rich's own thread. Use as a context manager: the display stops on the way out."""
+
+    def __init__(self, console: RichConsole | None, delay: float | None = None) -> None:
+        self._console = console
+        self._delay = PROGRESS_DELAY if delay is None else delay
+        self._lock = threading.Lock()
+        self._env = ""
+        self._phase = ""
+        self._total = 0
+        self._done = 0
+        self._detail = ""
+        self._progress: RichProgress | None = None
+        self._task: TaskID | None = None
+        self._timer: threading.Timer | None = None
+        self._closed = False
+
+    def __enter__(self) -> Bar:
+        if self._console is not None:
+            self._timer = threading.Timer(self._delay, self._show)
+            self._timer.daemon = True
+            self._timer.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self.close()
+
+    @property
+    def shown(self) -> bool:
+        with self._lock:
+            return self._progress is not None
+
+    # -- the events (agentctl.cluster.progress.Progress) ------------------------------------
+    def environment(self, name: str, index: int = 1, count: int = 1) -> None:
+        """The environment the next events are about (the `index`th of `count`)."""
+        with self._lock:
+            self._env = name if count == 1 else f"{name} ({index}/{count})"
+            self._phase, self._total, self._done, self._detail = "", 0, 0, ""
+            self._render(reset=True)
+
+    def phase(self, name: str, total: int) -> None:
+        with self._lock:
+            self._phase, self._total, self._done, self._detail = name, total, 0, ""
+            self._render(reset=True)
+
+    def stage(self, label: str) -> None:
+        with self._lock:
+            self._detail = label
+            self._render()
+
+    def advance(self, count: int = 1) -> None:
+        with self._lock:
+            self._done += count
+            self._render()
+
+    def waiting(self, healthy: int, total: int, slowest: str) -> None:
+        with self._lock:
+            self._total, self._done = total, healthy
+            pending = total - healthy
+            self._detail = f"{pending} waiting, slowest {slowest}" if slowest else ""
+            self._render()
+
+    # -- the display ------------------------------------------------------------------------
+    def close(self) -> None:
+        """Stop the display (erasing it) and never show it again."""
+        with self._lock:
+            self._closed = True
+            if self._timer is not None:
+                self._timer.cancel()
+            if self._progress is not None:
+                self._progress.stop()
+
+    def _show(self) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+        from rich.table import Column
+
+        with self._lock:
+            if self._closed or self._console is None:
+                return
+            # One line whatever the width: the detail (a long object name) gives way first.
+            self._progress = Progress(
+                SpinnerColumn(), TextColumn("{task.description}",
+                                            table_column=Column(no_wrap=True)),
+                BarColumn(bar_width=20), MofNCompleteColumn(), TimeElapsedColumn(),
+                TextColumn("{task.fields[detail]}",
+                           table_column=Column(no_wrap=True, overflow="ellipsis", ratio=1)),
+                console=self._console, transient=True, expand=True, redirect_stdout=False,
+                redirect_stderr=False, refresh_per_second=5)
+            self._task = self._progress.add_task("", detail="")
+            self._render(reset=True)
+            self._progress.start()
+
+    def _render(self, reset: bool = False) -> None:
+        """Push the state to the display (the caller holds the lock)."""
+        if self._progress is None or self._task is None:
+            return
+        description = " ".join(filter(None, (self._env, _PHASES.get(self._phase,
+                                                                     self._phase))))
+        total = self._total if self._total > 0 else None  # None: rich pulses the bar
+        if reset:  # a new task: its total may be unknown, and its clock starts again
+            self._progress.remove_task(self._task)
+            self._task = self._progress.add_task(description, total=total,
+                                                 completed=self._done, detail=self._detail)
+        else:
+            self._progress.update(self._task, total=total, completed=self._done,
+                                  description=description, detail=self._detail)

@@ -168,11 +168,13 @@ def reconcile(
                                   install_crd=install_crd)
     results: list[Reconciled] = []
     try:
-        with _sigterm_unwinds():
-            for environment in desired.envs:
+        # The bar is gone (transient) before anything is reported, on every way out.
+        with _sigterm_unwinds(), console.progress() as bar:
+            for index, environment in enumerate(desired.envs, 1):
                 capabilities = merging.environment_of(inputs, environment.env).spec.capabilities
+                bar.environment(environment.env, index, len(desired.envs))
                 result = reconciling.reconcile(environment, capabilities, g.kubeconfig,
-                                               g.context, options)
+                                               g.context, options, progress=bar)
                 for message in result.warnings:
                     console.warning(Problem(message=f"{result.server}: {message}"))
                 console.debug(f"{environment.env}: " + ", ".join(

@@ -38,6 +38,7 @@ from typing import Any, TypeVar
 from agentctl.cluster import changes, flipping, ownership, slots
 from agentctl.cluster.connecting import APPLY_PATCH, Client, Response
 from agentctl.cluster.discovering import Resources
+from agentctl.cluster.progress import Progress, Silent
 from agentctl.diffs import Change, EnvChanges, Outcome
 from agentctl.errors import ObjectsFailedError, Problem
 from agentctl.manifests import DesiredEnv, Manifest, ObjectRef
@@ -101,23 +102,33 @@ def send(client: Client, path: str, body: dict[str, Any], options: Options) -> R
 def apply(client: Client, resources: Resources, desired: DesiredEnv, planned: EnvChanges,
           options: Options | None = None,
           check: Callable[[], None] = lambda: None,
-          hold: Collection[ObjectRef] = ()) -> EnvChanges:
+          hold: Collection[ObjectRef] = (),
+          progress: Progress | None = None) -> EnvChanges:
     """Apply the change set's created and configured objects but those in `hold`, parent
     first, stage by stage. Raises ObjectsFailedError (and applies no member) when the parent
-    cannot be written."""
+    cannot be written. `progress` hears the phase `apply`, each stage's kinds and each
+    object done."""
     options = options or Options()
+    progress = progress or Silent()
     out = [replace(change) for change in planned.changes]
     _apply_parent(client, resources, desired, out[0], options)
     manifests = {m.ref: m for m in desired.manifests}
     todo = sorted((c for c in out[1:] if c.outcome in APPLIED and c.ref in manifests
                    and c.ref not in hold),
                   key=lambda c: (stage(c.ref), c.ref))
+    progress.phase("apply", len(todo))
+
+    def one(change: Change) -> str:
+        failure = _apply_one(client, resources, manifests[change.ref], options)
+        progress.advance()
+        return failure
+
     with ThreadPoolExecutor(max_workers=max(1, options.workers)) as pool:
         for key, group in groupby(todo, key=lambda c: stage(c.ref)):
             check()
             batch = list(group)
-            failures = bounded(pool, lambda c: _apply_one(client, resources, manifests[c.ref],
-                                                          options), batch)
+            progress.stage(", ".join(sorted({c.ref.kind for c in batch})))
+            failures = bounded(pool, one, batch)
             for change, failure in zip(batch, failures, strict=True):
                 if failure:
                     change.outcome, change.reason = Outcome.FAILED, failure

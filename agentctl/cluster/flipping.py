@@ -24,7 +24,8 @@ stable track as it was.
 
 With `--dry-run` every request carries `dryRun=All` and nothing is waited for; a settle is one
 forced dry-run apply (a dry run leaves no owner behind to share the field with). `check` runs
-before every step (it raises when the lease was lost).
+before every step (it raises when the lease was lost); `progress` hears the phase `flip` and
+the wait for the new slots and growing canaries.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from typing import Any
 from agentctl.cluster import changes, ownership, reading, slots, waiting
 from agentctl.cluster.connecting import APPLY_PATCH, Client, Response
 from agentctl.cluster.discovering import Resources
+from agentctl.cluster.progress import Progress, Silent
 from agentctl.diffs import Change, EnvChanges, Outcome
 from agentctl.manifests import DesiredEnv, Manifest, ObjectRef
 
@@ -139,10 +141,15 @@ class _Run:
 
 def run(client: Client, resources: Resources, desired: DesiredEnv, applied: EnvChanges,
         plan: slots.Plan, options: Options | None = None,
-        check: Callable[[], None] = lambda: None) -> None:
+        check: Callable[[], None] = lambda: None,
+        progress: Progress | None = None) -> None:
     """Execute the plan's flips and canary steps; outcomes change in `applied`."""
     if not plan.flips and not plan.steps:
         return
+    progress = progress or Silent()
+    progress.phase("flip", len(plan.flips) + len(plan.steps))
+    progress.stage(", ".join(sorted({f.agent for f in plan.flips}
+                                    | {s.agent for s in plan.steps})))
     work = _Run(client, resources, {m.ref: m for m in desired.manifests},
                 {c.ref: c for c in applied.changes}, options or Options())
     gates: list[ObjectRef] = []
@@ -167,7 +174,7 @@ def run(client: Client, resources: Resources, desired: DesiredEnv, applied: EnvC
         unhealthy = waiting.wait(client, resources, desired.applyset,
                                  [work.by_ref[ref] for ref in gates],
                                  waiting.Options(work.options.timeout, work.options.interval),
-                                 check=check)
+                                 check=check, progress=progress)
     for flip in flips:
         check()
         if flip.new in unhealthy:

@@ -22,6 +22,9 @@ Order (each step only after the previous one succeeded):
 With `install_crd`, the Agent CRD is applied (when it differs) and waited for until served right
 after discovery, before the preflight (`installing`).
 
+A `progress` (`progress.Progress`, given by the caller) hears the apply, the flips, the health
+wait and the prune as they go; the stages call it, from their worker threads too.
+
 Output: `Reconciled`, the change set with each object's final outcome. Nothing changes when
 nothing differs: unchanged objects get no request, and the only writes are the lease's and the
 Event.
@@ -50,6 +53,7 @@ from agentctl.cluster import (
     slots,
     waiting,
 )
+from agentctl.cluster.progress import Progress, Silent
 from agentctl.diffs import EnvChanges, Outcome
 from agentctl.errors import AgentctlError, ClusterError, Problem
 from agentctl.manifests import MANAGED_BY, DesiredEnv
@@ -125,10 +129,12 @@ def preflight(resources: discovering.Resources, desired: DesiredEnv,
 def reconcile(desired: DesiredEnv, capabilities: Iterable[str] = (),
               kubeconfig: Path | None = None, context: str | None = None,
               options: Options | None = None,
-              client: connecting.Client | None = None) -> Reconciled:
+              client: connecting.Client | None = None,
+              progress: Progress | None = None) -> Reconciled:
     """Drive the environment's cluster to its desired state (see the module's order). A given
     `client` is used as is, and left open."""
     options = options or Options()
+    progress = progress or Silent()
     started = time.monotonic()
     prune_on = desired.prune if options.prune is None else options.prune
     prune_options = pruning.Options(options.max_deletions, options.allow_empty,
@@ -154,7 +160,8 @@ def reconcile(desired: DesiredEnv, capabilities: Iterable[str] = (),
                             client.server, client.context, lease.holder, lease.took_over,
                             options.dry_run)
         try:
-            _run(client, resources, desired, lease, prune_on, prune_options, options, result)
+            _run(client, resources, desired, lease, prune_on, prune_options, options, result,
+                 progress)
             lease.check()
             result.statuses, warnings = recording.record(
                 client, resources, desired, result.changes, lease.server_now, options.dry_run)
@@ -183,7 +190,8 @@ def reconcile(desired: DesiredEnv, capabilities: Iterable[str] = (),
 
 def _run(client: connecting.Client, resources: discovering.Resources, desired: DesiredEnv,
          lease: leasing.Lease, prune_on: bool, prune_options: pruning.Options,
-         options: Options, result: Reconciled) -> None:
+         options: Options, result: Reconciled, progress: Progress) -> None:
+    progress.phase("changes", 0)
     planned = changes.compute(client, resources, desired, changes.Options(
         full=options.full, force_conflicts=options.force_conflicts, prune=prune_on,
         workers=options.workers, allow_in_place=options.allow_in_place, dry_run_new=False))
@@ -192,17 +200,19 @@ def _run(client: connecting.Client, resources: discovering.Resources, desired: D
     ordered = slots.plan(planned.changes, desired.manifests)
     applied = applying.apply(client, resources, desired, planned, applying.Options(
         force_conflicts=options.force_conflicts, dry_run=options.dry_run,
-        workers=options.workers), check=lease.check, hold=ordered.held)
+        workers=options.workers), check=lease.check, hold=ordered.held, progress=progress)
     flipping.run(client, resources, desired, applied, ordered, flipping.Options(
         dry_run=options.dry_run, force_conflicts=options.force_conflicts,
-        timeout=options.timeout), check=lease.check)
+        timeout=options.timeout), check=lease.check, progress=progress)
     result.changes = applied
     work = applied.changes
     failed = applied.failed
     if not failed and options.wait and not options.dry_run:
         targets = [c for c in work[1:] if c.outcome in applying.APPLIED]
+        progress.phase("wait", 0)
         unhealthy = waiting.wait(client, resources, desired.applyset, targets,
-                                 waiting.Options(timeout=options.timeout), check=lease.check)
+                                 waiting.Options(timeout=options.timeout), check=lease.check,
+                                 progress=progress)
         for change in work:
             if change.ref in unhealthy:
                 change.outcome = Outcome.FAILED

@@ -14,7 +14,8 @@ CrashLoopBackOff, ImagePullBackOff or InvalidImageName.
 Reads: per round, one LIST per (kind, namespace) with the ApplySet label selector, and while a
 workload is not ready one LIST of its namespace's pods and ReplicaSets, selected by the labels
 every pending workload's pods share. Never one GET per object. `--timeout` bounds the whole
-wait; `check` runs every round (it raises when the lease was lost).
+wait; `check` runs every round (it raises when the lease was lost), and so does `progress`
+(how many are healthy, and the pending object furthest from it).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 from agentctl.cluster import reading
 from agentctl.cluster.connecting import Client
 from agentctl.cluster.discovering import Resource, Resources
+from agentctl.cluster.progress import Progress, Silent
 from agentctl.diffs import Change
 from agentctl.manifests import LABEL_PART_OF, ObjectRef
 
@@ -52,14 +54,18 @@ class Verdict:
     """Why it failed (fatal); empty while healthy or still progressing."""
     waiting_for: str = ""
     """What it is still waiting for."""
+    share: float = 0.0
+    """How far along it is while pending (0–1: a workload's available or ready replicas)."""
 
 
 def wait(client: Client, resources: Resources, applyset: str, applied: list[Change],
          options: Options | None = None,
-         check: Callable[[], None] = lambda: None) -> dict[ObjectRef, str]:
+         check: Callable[[], None] = lambda: None,
+         progress: Progress | None = None) -> dict[ObjectRef, str]:
     """Wait for the applied objects; return each unhealthy object's reason (empty: all
     healthy)."""
     options = options or Options()
+    progress = progress or Silent()
     pending: dict[ObjectRef, Resource] = {}
     for change in applied:
         resource = resources.get(change.api_version, change.ref.kind)
@@ -67,11 +73,13 @@ def wait(client: Client, resources: Resources, applyset: str, applied: list[Chan
             pending[change.ref] = resource
     failures: dict[ObjectRef, str] = {}
     waiting_for: dict[ObjectRef, str] = {}
+    total = len(pending)
     deadline = time.monotonic() + options.timeout
     while pending:
         check()
         live = _read(client, pending, applyset)
         pods = _pods(client, resources, pending, live)
+        shares: dict[ObjectRef, float] = {}
         for ref in list(pending):
             body = live.get(ref)
             verdict = (Verdict(False, waiting_for="it to appear") if body is None
@@ -83,6 +91,10 @@ def wait(client: Client, resources: Resources, applyset: str, applied: list[Chan
                 waiting_for.pop(ref, None)
             else:
                 waiting_for[ref] = verdict.waiting_for
+                shares[ref] = verdict.share
+        slowest = min(shares, key=lambda ref: (shares[ref], ref), default=None)
+        progress.waiting(total - len(pending) - len(failures), total,
+                         f"{slowest}: {waiting_for[slowest]}" if slowest else "")
         if not pending:
             break
         if time.monotonic() >= deadline:
@@ -222,6 +234,7 @@ def judge(kind: str, body: dict[str, Any], pods: list[dict[str, Any]]) -> Verdic
         done = (observed >= generation and updated >= replicas and available >= replicas
                 and total <= updated)
         what = f"{available}/{replicas} replicas available, {updated} updated"
+        share = min(available, updated) / replicas if replicas else 0.0
     else:
         ready = int(status.get("readyReplicas", 0))
         partition = int(((spec.get("updateStrategy") or {}).get("rollingUpdate") or {})
@@ -230,11 +243,12 @@ def judge(kind: str, body: dict[str, Any], pods: list[dict[str, Any]]) -> Verdic
         done = (observed >= generation and ready >= replicas
                 and updated >= replicas - partition and (current or partition > 0))
         what = f"{ready}/{replicas} replicas ready, {updated} updated"
+        share = min(ready, updated) / replicas if replicas else 0.0
     if done:
         return Verdict(True)
     if crashing:
         return Verdict(False, crashing)
-    return Verdict(False, waiting_for=what)
+    return Verdict(False, waiting_for=what, share=share)
 
 
 def _crashing(pods: list[dict[str, Any]]) -> str:

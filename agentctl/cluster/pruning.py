@@ -33,6 +33,7 @@ from typing import Any
 from agentctl.cluster import applying, changes, ownership
 from agentctl.cluster.connecting import Client
 from agentctl.cluster.discovering import Resources
+from agentctl.cluster.progress import Progress, Silent
 from agentctl.diffs import Change, Outcome, pointer
 from agentctl.errors import ObjectsFailedError, Problem
 from agentctl.manifests import LABEL_PART_OF, DesiredEnv
@@ -88,20 +89,30 @@ def refuse_mass(planned: list[Change], desired: DesiredEnv, options: Options) ->
 
 def prune(client: Client, resources: Resources, desired: DesiredEnv, planned: list[Change],
           prune_on: bool, options: Options | None = None,
-          check: Callable[[], None] = lambda: None) -> bool:
+          check: Callable[[], None] = lambda: None,
+          progress: Progress | None = None) -> bool:
     """Delete the deletions, release the kept ones from the set (the changes are updated in
-    place); True when every one succeeded."""
+    place); True when every one succeeded. `progress` hears the phase `prune`, each kind and
+    each member done."""
     options = options or Options()
+    progress = progress or Silent()
     if not prune_on:
         return True
     todo = sorted(deletions(planned, desired), key=lambda c: c.ref, reverse=True)
+    progress.phase("prune", len(todo))
+
+    def one(change: Change) -> bool:
+        done = _one(client, resources, desired, change, options)
+        progress.advance()
+        return done
+
     ok = True
     with ThreadPoolExecutor(max_workers=max(1, options.workers)) as pool:
         for _, group in groupby(todo, key=lambda c: c.ref.rank):
             check()
             batch = list(group)
-            results = applying.bounded(pool, lambda c: _one(client, resources, desired, c,
-                                                             options), batch)
+            progress.stage(", ".join(sorted({c.ref.kind for c in batch})))
+            results = applying.bounded(pool, one, batch)
             ok = all(results) and ok
     return ok
 

@@ -225,7 +225,7 @@ def _run(client: connecting.Client, resources: discovering.Resources, desired: D
         return
     lease.confirm()
     pruned = pruning.prune(client, resources, desired, work, prune_on, prune_options,
-                           check=lease.check)
+                           check=lease.check, progress=progress)
     if pruned and prune_on \
             and not pruning.narrow(client, resources, desired, work[0], prune_options):
         result.warnings.append("the ApplySet parent's group-kinds and namespaces were not "

@@ -70,6 +70,7 @@ def test_abort_sets_the_weight_to_zero(project: Path) -> None:
 @pytest.mark.parametrize(("sets", "message"), [
     (["scaling.maxReplicas=3"], "scaling is shared by every track"),
     (["runtime.serviceAccount.name=x"], "one ServiceAccount"),
+    (["runtime.port=9000"], "name the agent's port"),
     (["model.source.cache.size=1Gi"], "one model cache"),
     (["runtime.image"], "expected path=value"),
     ([], "at least one --set"),
@@ -259,7 +260,8 @@ def test_no_step_of_a_rollout_changes_a_workload_selector(
      "unknown field 'imagee'"),
     (["rollout", "start", "code-review", "--env", "prod", "--set", "scaling.maxReplicas=3"],
      "scaling is shared by every track"),
-    (["rollout", "start", "code-review", "--env", "prod", "--set", "runtime.port=many"],
+    (["rollout", "start", "code-review", "--env", "prod", "--set",
+      "lifecycle.probes.startup.budgetSeconds=many"],
      "valid integer"),
     (["rollout", "weight", "code-review", "--env", "prod", "30"], "read-only"),
 ])

@@ -81,6 +81,8 @@ class RollingUpdate(StrictModel):
 PATCHABLE = ("runtime", "model", "instructions", "tools", "resources", "sidecars", "lifecycle")
 """Spec sections a track's patch may touch."""
 NOT_PATCHABLE = {("runtime", "serviceAccount"): "the tracks share one ServiceAccount",
+                 ("runtime", "port"): "the tracks share the NetworkPolicies and the metrics "
+                                      "endpoint, which name the agent's port",
                  ("model", "source", "cache"): "the tracks share one model cache"}
 TRACK_PATCHES = (("rollout", "canary", "patch"), ("rollout", "blueGreen", "slots", "blue"),
                  ("rollout", "blueGreen", "slots", "green"))
@@ -146,8 +148,8 @@ class Canary(StrictModel):
     """Canary replicas with gatewayAPI routing (replicaRatio derives them from the weight)."""
     patch: TrackPatch | None = None
     """A JSON Merge Patch over the agent's spec that only the canary track runs (runtime but not
-    runtime.serviceAccount, model but not model.source.cache, instructions, tools, resources,
-    sidecars, lifecycle)."""
+    runtime.serviceAccount or runtime.port, model but not model.source.cache, instructions,
+    tools, resources, sidecars, lifecycle)."""
 
     @model_validator(mode="after")
     def _patchable(self) -> Self:

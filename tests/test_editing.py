@@ -112,3 +112,13 @@ def test_scalars_read_back_as_themselves() -> None:
 def test_empty_null_and_replaced_values(text: str, path: tuple[str, ...], value: Any,
                                         expected: str) -> None:
     assert set_value(text, path, value) == expected
+
+
+@pytest.mark.parametrize("step", [2, 3, 4])
+def test_new_nested_keys_take_the_files_own_indentation(step: int) -> None:
+    pad = " " * step
+    text = f"spec:\n{pad}agents:\n{pad * 2}bot:\n{pad * 3}replicas: 2   # kept\n"
+    after = set_value(text, ("spec", "agents", "bot", "model", "source"), {"uri": "hf://o/m"})
+    assert changed(text, after) == [f"+{pad * 3}model:", f"+{pad * 4}source:",
+                                    f"+{pad * 5}uri: hf://o/m"]
+    assert data(after)["spec"]["agents"]["bot"]["model"] == {"source": {"uri": "hf://o/m"}}

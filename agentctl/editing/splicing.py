@@ -77,11 +77,28 @@ def scalar(value: Any, flow: bool = False) -> str:
     return json.dumps(value)
 
 
-def _block(value: Any, indent: int) -> str:
-    """A collection as block YAML lines, each indented by `indent` spaces (ends with \\n)."""
+def _block(value: Any, indent: int, step: int) -> str:
+    """A collection as block YAML lines, each indented by `indent` spaces and nested by `step`
+    (ends with \\n)."""
     dumped = yaml.safe_dump(value, default_flow_style=False, sort_keys=False, width=1000,
-                            allow_unicode=True)
+                            allow_unicode=True, indent=step)
     return "".join(" " * indent + line for line in dumped.splitlines(keepends=True))
+
+
+def _step(root: Any) -> int:
+    """The file's indentation step: how far its first nested block mapping is indented under
+    its key (2 when it has none), so new keys look like their neighbours."""
+    todo = [root]
+    while todo:
+        node = todo.pop(0)
+        for key_node, value_node in node.value:
+            if value_node.tag == _MAP and value_node.value and not value_node.flow_style:
+                step = int(value_node.value[0][0].start_mark.column) - int(
+                    key_node.start_mark.column)
+                if 2 <= step <= 9:  # PyYAML's range
+                    return step
+                todo.append(value_node)
+    return 2
 
 
 def _child(node: Any, key: str) -> tuple[Any, Any] | None:
@@ -113,7 +130,7 @@ def _last_index(node: Any) -> int:
     return int(node.end_mark.index)
 
 
-def _insert(text: str, parent: Any, key: str, value: Any) -> str:
+def _insert(text: str, parent: Any, key: str, value: Any, step: int) -> str:
     """Add `key: value` to the mapping `parent`."""
     if parent.flow_style:
         close = parent.end_mark.index - 1  # the `}`
@@ -126,14 +143,14 @@ def _insert(text: str, parent: Any, key: str, value: Any) -> str:
     column = int(parent.value[0][0].start_mark.column)
     at = _line_end(text, _last_index(parent))
     if isinstance(value, (dict, list)) and value:
-        piece = " " * column + f"{key}:\n" + _block(value, column + 2)
+        piece = " " * column + f"{key}:\n" + _block(value, column + step, step)
     else:
         piece = " " * column + f"{key}: {scalar(value)}\n"
     prefix = text[:at] if text[:at].endswith("\n") or not at else text[:at] + "\n"
     return prefix + piece + text[at:]
 
 
-def _replace(text: str, key_node: Any, node: Any, value: Any) -> str:
+def _replace(text: str, key_node: Any, node: Any, value: Any, step: int) -> str:
     """Put `value` where the value node `node` (of the key `key_node`) is."""
     start, end = node.start_mark.index, node.end_mark.index
     block = node.tag in (_MAP, _SEQ) and not node.flow_style
@@ -144,7 +161,8 @@ def _replace(text: str, key_node: Any, node: Any, value: Any) -> str:
         start = end = colon + 1
     if isinstance(value, (dict, list)) and value and not getattr(node, "flow_style", False):
         column = int(key_node.start_mark.column)
-        return text[:colon + 1] + "\n" + _block(value, column + 2).rstrip("\n") + text[end:]
+        lines = _block(value, column + step, step).rstrip("\n")
+        return text[:colon + 1] + "\n" + lines + text[end:]
     if block:
         return text[:colon + 1] + " " + scalar(value) + text[end:]
     spacer = " " if start == colon + 1 else ""
@@ -163,6 +181,7 @@ def set_value(text: str, path: Path, value: Any) -> str:
     if not path:
         raise EditError("an empty path")
     node = _compose(text)
+    step = _step(node)
     expected = copy.deepcopy(_data(text))
     target = expected
     for key in path[:-1]:
@@ -184,12 +203,12 @@ def set_value(text: str, path: Path, value: Any) -> str:
             nested: Any = value
             for inner in reversed(rest):
                 nested = {inner: nested}
-            result = _insert(text, node, key, nested)
+            result = _insert(text, node, key, nested, step)
             break
         key_node, value_node = found
         if not rest:
             _guard(value_node, ".".join(path))
-            result = _replace(text, key_node, value_node, value)
+            result = _replace(text, key_node, value_node, value, step)
             break
         if value_node.tag != _MAP and not (
                 value_node.tag == "tag:yaml.org,2002:null"):
@@ -199,7 +218,7 @@ def set_value(text: str, path: Path, value: Any) -> str:
             nested = value
             for inner in reversed(rest):
                 nested = {inner: nested}
-            result = _replace(text, key_node, value_node, nested)
+            result = _replace(text, key_node, value_node, nested, step)
             break
         node = value_node
     return _checked(result, expected, path)

@@ -4,9 +4,10 @@ Input: a target directory (its name, made a DNS-1123 label, becomes the project 
 whether existing files may be overwritten. Output: the files written, in a fixed order.
 
 Invariants: the scaffold loads, renders every environment and validates with `--strict` without
-edits (tests prove it); existing files are never overwritten without `force` — the whole scaffold
-is refused, listing every file in the way, before anything is written. Pure file I/O: no
-terminal, no cluster.
+edits (tests prove it); every agentctl file starts with a yaml-language-server modeline whose
+relative path reaches its kind's schema in `schemas/`, written alongside; existing files are
+never overwritten without `force` — the whole scaffold is refused, listing every file in the
+way, before anything is written. Pure file I/O: no terminal, no cluster.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from agentctl import __version__, provisioning
+from agentctl import __version__, provisioning, schemas
 from agentctl.errors import InputError, Problem
 from agentctl.model.environment import Environment
 
@@ -187,6 +188,8 @@ jobs:
         run: agentctl validate --strict
       - name: Rendered manifests are up to date
         run: agentctl render --all-envs --check
+      - name: Editor schemas are up to date
+        run: agentctl schema --check
 """
 
 _DIFF_WORKFLOW = """\
@@ -310,6 +313,11 @@ push) with what the change does to the rendered objects of every environment
 (`agentctl diff --base origin/main --all-envs -o markdown`); a pull request from a fork finds it in
 the job summary.
 
+Editors that use yaml-language-server (VS Code's YAML extension, Neovim, Helix, …) complete and
+check agents, environments (overrides included) and `agentctl.yaml` as you type: each file's first
+line points at its schema in `schemas/`. After upgrading agentctl, run `agentctl schema --write`
+(CI runs `agentctl schema --check`).
+
 | Path | What |
 |---|---|
 | `agentctl.yaml` | the project: its name and folders |
@@ -317,6 +325,7 @@ the job summary.
 | `environments/` | dev, staging, prod: namespace, capabilities, defaults, overrides, policy |
 | `blueprints/` | optional local blueprints (override the built-in ones of the same name) |
 | `rendered/` | output of `agentctl render --all-envs --out rendered` |
+| `schemas/` | JSON Schemas of these files for editors (`agentctl schema --write` refreshes them) |
 | `deploy/` | what runs `agentctl reconcile` in each environment's cluster |
 """
 
@@ -349,9 +358,15 @@ def project_name(directory: Path) -> str:
 def contents(project: str,
              options: provisioning.Options | None = None) -> dict[str, str]:
     """Relative path → text of every scaffolded file, for the project named `project`: with
-    each environment's `deploy/<env>/reconciler.yaml` (the CronJob mode)."""
-    files = {path: text.replace(_PROJECT, project).replace(_INSTALL, __version__)
+    the JSON Schemas in `schemas/` and each environment's `deploy/<env>/reconciler.yaml` (the
+    CronJob mode)."""
+    kinds: dict[str, schemas.Kind] = {"agentctl.yaml": "project",
+                                      "agents/example.yaml": "agent"}
+    kinds.update({f"environments/{e}.yaml": "environment" for e in ENVIRONMENTS})
+    files = {path: (schemas.modeline(kinds[path], path) + "\n" if path in kinds else "")
+             + text.replace(_PROJECT, project).replace(_INSTALL, __version__)
              for path, text in _files().items()}
+    files.update({rel: schemas.text(kind) for kind, rel in schemas.FILES.items()})
     environments = [Environment.model_validate(yaml.safe_load(files[f"environments/{e}.yaml"]))
                     for e in ENVIRONMENTS]
     files.update(provisioning.for_environments(

@@ -103,7 +103,9 @@ def test_json_schema_accepts_examples_and_rejects_unknown_fields() -> None:
     assert not validator.is_valid(bad)
 
 
-def test_schema_needs_exactly_one_choice() -> None:
-    result = CliRunner().invoke(app, ["schema"])
+@pytest.mark.parametrize("args", [[], ["--crd", "--json-schema"], ["--write", "--crd"],
+                                  ["--check", "--json-schema"]])
+def test_schema_needs_exactly_one_choice(args: list[str]) -> None:
+    result = CliRunner().invoke(app, ["schema", *args])
     assert result.exit_code == 2
-    assert "exactly one of --crd and --json-schema" in result.output
+    assert "exactly one of --crd, --json-schema, --write and --check" in result.output

@@ -21,11 +21,11 @@ def test_example_fleet_is_valid(runner: CliRunner) -> None:
     assert "ExternalSecret needs capability" in result.output
     strict = runner.invoke(app, ["-C", str(REPO), "validate", "--strict"])
     assert strict.exit_code == 2
-    assert ("agents/research-memory.yaml:39:9: spec.secrets.external[0].name: ExternalSecret "
+    assert ("agents/research-memory.yaml:40:9: spec.secrets.external[0].name: ExternalSecret "
             "needs capability external-secrets.io/v1/ExternalSecret in environment dev"
             ) in strict.output
     for env in ("dev", "staging"):
-        assert ("agents/ticket-triage.yaml:13:5: spec.model.provider: egress to "
+        assert ("agents/ticket-triage.yaml:14:5: spec.model.provider: egress to "
                 "api.anthropic.com cannot be pinned to the domain without capability "
                 f"cilium.io/v2/CiliumNetworkPolicy in environment {env}") in strict.output
     assert strict.output.count("\n") == 3  # those are the only problems

@@ -3,6 +3,7 @@ function and formats its result; heavy modules are imported inside the command."
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -132,15 +133,36 @@ def validate(
     return ExitCode.OK
 
 
-SCHEMA_HELP = """Print the Agent CustomResourceDefinition (--crd) or the JSON Schema of Agent
-files (--json-schema), generated from the same model that validates them.
+SCHEMA_HELP = """Print the Agent CustomResourceDefinition (--crd) or the JSON Schema of a kind of
+file (--json-schema, with --kind agent, environment or project; agent by default), or keep the
+project's schemas/ folder current for editors (--write, --check). All are generated from the
+models that validate the files.
+
+--write writes schemas/agent.schema.json, schemas/environment.schema.json and
+schemas/project.schema.json under the project directory (-C), each replaced whole and only when
+it changed; a symlink in the way is refused (exit 2), never written through. --check changes
+nothing and exits 1 naming each missing or stale file. A file whose first line is
+`# yaml-language-server: $schema=<relative path to its schema>` (as `agentctl init` writes them)
+is completed and checked as you type by any editor using yaml-language-server (VS Code's YAML
+extension, Neovim, Helix, ...). The Environment schema checks the fields inside `defaults` and
+per-agent overrides, the Agent schema those inside track patches.
 
 Examples:
 
   agentctl schema --crd | kubectl apply -f -
 
-  agentctl schema --json-schema > agent.schema.json
+  agentctl schema --json-schema --kind environment
+
+  agentctl schema --write
+
+  agentctl schema --check
 """
+
+
+class SchemaKind(StrEnum):
+    agent = "agent"
+    environment = "environment"
+    project = "project"
 
 
 def schema(
@@ -148,20 +170,51 @@ def schema(
     crd: Annotated[bool, typer.Option("--crd", help="The Agent CRD (YAML).")] = False,
     json_schema: Annotated[bool, typer.Option("--json-schema",
                                               help="The JSON Schema (JSON).")] = False,
+    kind: Annotated[SchemaKind | None, typer.Option(
+        "--kind", case_sensitive=False, help="Which file's JSON Schema --json-schema prints "
+        "(default: agent).", show_default=False)] = None,
+    write: Annotated[bool, typer.Option(
+        "--write", help="Write every JSON Schema into the project's schemas/ folder.")] = False,
+    check: Annotated[bool, typer.Option(
+        "--check", help="Exit 1 if a file in schemas/ is missing or stale.")] = False,
+    project: ProjectOpt = None,
+    output: OutputOpt = None,
+    no_color: NoColorOpt = False,
+    verbose: VerboseOpt = False,
 ) -> ExitCode:
-    import json
-
     from agentctl import schemas
-    from agentctl.errors import InputError
     from agentctl.render import formatting
 
-    if crd == json_schema:
-        raise InputError("choose exactly one of --crd and --json-schema")
+    g = globals_of(ctx, project=project, output=output, no_color=no_color, verbose=verbose)
     console = console_for(ctx)
+    if kind is not None and not crd and not write and not check:
+        json_schema = True
+    if crd + json_schema + (write or check) != 1:
+        raise InputError([Problem(field="schema", message=(
+            "choose exactly one of --crd, --json-schema, --write and --check"))])
+    if kind is not None and kind != SchemaKind.agent and not json_schema:
+        raise InputError([Problem(field="--kind", message=(
+            "the CRD is the Agent's only (environments and the project are files agentctl "
+            "reads, not cluster resources)" if crd else
+            "--write and --check handle every kind's schema; --kind picks what --json-schema "
+            "prints"))])
     if crd:
         console.out(formatting.dump(schemas.crd()))
-    else:
-        console.out(json.dumps(schemas.json_schema(), indent=2) + "\n")
+        return ExitCode.OK
+    if json_schema:
+        console.out(schemas.text((kind or SchemaKind.agent).value))
+        return ExitCode.OK
+    root = g.project_dir
+    if check:
+        fresh = schemas.check(root)
+        console.data({"fresh": [str(root / rel) for rel in fresh]},
+                     "\n".join(f"fresh {root / rel}" for rel in fresh))
+        return ExitCode.OK
+    written, unchanged = schemas.write(root)
+    console.data({"written": [str(root / rel) for rel in written],
+                  "unchanged": [str(root / rel) for rel in unchanged]},
+                 "\n".join([*(f"wrote {root / rel}" for rel in written),
+                            *(f"unchanged {root / rel}" for rel in unchanged)]))
     return ExitCode.OK
 
 

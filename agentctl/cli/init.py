@@ -20,9 +20,10 @@ or add what runs `agentctl reconcile` for real to an existing one.
 
 Without --cronjob or --ci: writes agentctl.yaml (the project is named after DIR),
 agents/example.yaml, environments dev, staging and prod, deploy/<env>/reconciler.yaml for each
-(the CronJob mode, see below), a CI workflow that runs `agentctl validate --strict` and
-`agentctl render --all-envs --check`, a pull-request workflow that posts the rendered
-difference (`agentctl diff --base`) as one comment, .gitignore and README.md.
+(the CronJob mode, see below), the JSON Schemas in schemas/ (each agentctl file's first line
+points editors at its schema), a CI workflow that runs `agentctl validate --strict`,
+`agentctl render --all-envs --check` and `agentctl schema --check`, a pull-request workflow that
+posts the rendered difference (`agentctl diff --base`) as one comment, .gitignore and README.md.
 
 --cronjob ENV (repeatable), in an existing project: writes deploy/ENV/reconciler.yaml, to
 apply with `kubectl apply --server-side -f`: a namespace of the reconciler's own (never one

@@ -1,0 +1,314 @@
+"""Editor support: `agentctl schema` emits JSON Schemas of Agent, Environment and Project files,
+`--write`/`--check` keep a project's `schemas/` current, and every agentctl file of the example
+fleet and of a fresh `agentctl init` starts with a modeline that reaches the schema it validates
+against. The schemas check the fields inside environment overrides and track patches (partial
+Agent-spec schemas) as the models do."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+from pydantic import ValidationError
+from typer.testing import CliRunner, Result
+
+from agentctl import schemas
+from agentctl.cli import app
+from agentctl.model.agent import Agent
+from agentctl.model.tracks import track_specs
+from tests.conftest import REPO
+
+MODELINE = re.compile(r"^# yaml-language-server: \$schema=(\S+)\n")
+
+
+def _ok(result: Result) -> None:
+    assert result.exit_code == 0, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+
+
+def _refused(result: Result, code: int) -> None:
+    assert result.exit_code == code, result.output
+    assert isinstance(result.exception, SystemExit), result.exception
+
+
+def _emitted(kind: str) -> dict[str, Any]:
+    result = CliRunner().invoke(app, ["schema", "--json-schema", "--kind", kind])
+    _ok(result)
+    schema: dict[str, Any] = json.loads(result.stdout)
+    return schema
+
+
+@pytest.fixture(scope="module")
+def validators() -> dict[str, jsonschema.Draft202012Validator]:
+    found: dict[str, jsonschema.Draft202012Validator] = {}
+    for kind in schemas.KINDS:
+        schema = _emitted(kind)
+        jsonschema.Draft202012Validator.check_schema(schema)
+        found[kind] = jsonschema.Draft202012Validator(schema)
+    return found
+
+
+@pytest.fixture(scope="module")
+def scaffold(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    target = tmp_path_factory.mktemp("init") / "fleet"
+    _ok(CliRunner().invoke(app, ["init", str(target)]))
+    return target
+
+
+def _files(project: Path) -> dict[Path, schemas.Kind]:
+    """Every agentctl file of a project → its kind (per the project's folders)."""
+    spec = yaml.safe_load((project / "agentctl.yaml").read_text())["spec"]
+    found: dict[Path, schemas.Kind] = {project / "agentctl.yaml": "project"}
+    found.update(dict.fromkeys(sorted((project / spec["agents"]).glob("*.yaml")), "agent"))
+    found.update(dict.fromkeys(sorted((project / spec["environments"]).glob("*.yaml")),
+                               "environment"))
+    assert len(found) >= 5, found
+    return found
+
+
+def _project(which: str, scaffold: Path) -> Path:
+    return REPO if which == "example" else scaffold
+
+
+def test_schemas_are_generated_with_draft_and_stable_ids() -> None:
+    ids = set()
+    for kind in schemas.KINDS:
+        schema = _emitted(kind)
+        assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+        assert schema["$id"].endswith(f"/v1alpha1/{kind}.json")
+        ids.add(schema["$id"])
+        assert _emitted(kind.upper()) == schema  # --kind is case-insensitive
+    assert len(ids) == 3
+    # the Agent's remains the default, and its field docstrings are descriptions
+    result = CliRunner().invoke(app, ["schema", "--json-schema"])
+    _ok(result)
+    agent = json.loads(result.stdout)
+    assert agent == _emitted("agent")
+    assert "kube-system namespace UID" in json.dumps(_emitted("environment"))
+    assert agent["$defs"]["Canary"]["properties"]["patch"]["description"]
+
+
+@pytest.mark.parametrize("which", ["example", "init"])
+def test_every_file_validates_against_the_schema_its_modeline_names(
+        which: str, scaffold: Path,
+        validators: dict[str, jsonschema.Draft202012Validator]) -> None:
+    project = _project(which, scaffold)
+    for path, kind in _files(project).items():
+        text = path.read_text()
+        match = MODELINE.match(text)
+        assert match, f"{path}: no yaml-language-server modeline on the first line"
+        target = (path.parent / match.group(1)).resolve()
+        assert target == (project / schemas.FILES[kind]).resolve(), (path, match.group(1))
+        assert target.is_file(), target
+        on_disk = jsonschema.Draft202012Validator(json.loads(target.read_text()))
+        for document in [d for d in yaml.safe_load_all(text) if d]:
+            errors = [e.message for e in on_disk.iter_errors(document)]
+            assert not errors, (path, errors)
+            validators[kind].validate(document)
+
+
+@pytest.mark.parametrize("which", ["example", "init"])
+def test_committed_schemas_are_fresh(which: str, scaffold: Path, runner: CliRunner) -> None:
+    result = runner.invoke(app, ["-C", str(_project(which, scaffold)), "schema", "--check"])
+    _ok(result)
+
+
+def _prod() -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load((REPO / "environments" / "prod.yaml").read_text())
+    return document
+
+
+@pytest.mark.parametrize(("where", "value"), [
+    # a misspelled field, at the top of an override, deep inside one, and in the defaults
+    (("agents", "chat-assistant", "replicass"), 3),
+    (("agents", "chat-assistant", "resources", "requests", "cpuu"), "1"),
+    (("defaults", "observability", "metrics", "monitr"), "none"),
+    # a wrong type or value
+    (("defaults", "replicas"), "three"),
+    (("agents", "chat-assistant", "resources", "requests", "cpu"), "lots"),
+    (("agents", "code-review", "rollout", "canary", "weight"), 150),
+    (("defaults", "observability", "logging", "level"), "verbose"),
+    # a list replaces whole in a merge patch: its items are complete
+    (("agents", "chat-assistant", "tools"), [{"name": "search"}]),
+])
+def test_environment_schema_rejects_bad_overrides(
+        validators: dict[str, jsonschema.Draft202012Validator], where: tuple[str, ...],
+        value: Any) -> None:
+    document = _prod()
+    node = document["spec"]
+    for key in where[:-1]:
+        node = node.setdefault(key, {})
+    node[where[-1]] = value
+    assert not validators["environment"].is_valid(document)
+
+
+@pytest.mark.parametrize(("where", "value"), [
+    (("defaults", "runtime"), {"image": "ghcr.io/example/other:1.0"}),  # image alone: partial
+    (("agents", "chat-assistant", "rollout"), {"strategy": "Canary", "canary": {"weight": 5}}),
+    (("agents", "chat-assistant", "network", "egress"), None),  # null deletes
+    (("agents", "chat-assistant", "resources", "limits", "memory"), None),
+    (("defaults", "runtime", "nodeSelector"), {"pool": "agents", "zone": None}),
+])
+def test_environment_schema_accepts_partial_and_null_overrides(
+        validators: dict[str, jsonschema.Draft202012Validator], where: tuple[str, ...],
+        value: Any) -> None:
+    document = _prod()
+    node = document["spec"]
+    for key in where[:-1]:
+        node = node.setdefault(key, {})
+    node[where[-1]] = value
+    errors = [e.message for e in validators["environment"].iter_errors(document)]
+    assert not errors
+
+
+def _canary(patch: Any) -> dict[str, Any]:
+    agent: dict[str, Any] = copy.deepcopy(
+        yaml.safe_load((REPO / "agents" / "chat-assistant.yaml").read_text()))
+    agent["spec"].pop("scaling", None)
+    agent["spec"]["replicas"] = 2
+    agent["spec"]["rollout"] = {"strategy": "Canary", "canary": {"weight": 10, "patch": patch}}
+    return agent
+
+
+@pytest.mark.parametrize(("patch", "allowed"), [
+    ({"runtime": {"image": "ghcr.io/example/next:2.0"}}, True),
+    ({"model": {"id": "gpt-4.1"}, "resources": None}, True),
+    ({"runtime": {"env": None}, "tools": []}, True),
+    ({"replicas": 3}, False),  # not a section a track may change
+    ({"observability": {"logging": {"level": "debug"}}}, False),
+    ({"runtime": {"serviceAccount": {"create": True}}}, False),  # shared by the tracks
+    ({"runtime": {"port": 9000}}, False),
+    ({"model": {"source": {"cache": {"type": "pvc", "size": "1Gi"}}}}, False),
+    ({"runtime": None}, False),  # would delete runtime.serviceAccount
+    ({"model": {"source": None}}, False),  # would delete model.source.cache
+    ({"runtime": {"imagee": "typo"}}, False),
+])
+def test_track_patch_schema_agrees_with_the_model(
+        validators: dict[str, jsonschema.Draft202012Validator], patch: dict[str, Any],
+        allowed: bool) -> None:
+    agent = _canary(patch)
+    by_model = True
+    try:  # the agent, then the spec each track runs (its patch merged over the agent's spec)
+        track_specs(Agent.model_validate(agent).spec)
+    except ValidationError:
+        by_model = False
+    assert by_model == allowed, patch
+    assert validators["agent"].is_valid(agent) == allowed, patch
+    slots = _canary(None)
+    slots["spec"]["rollout"] = {"strategy": "BlueGreen",
+                                "blueGreen": {"slots": {"green": patch}}}
+    assert validators["agent"].is_valid(slots) == allowed, patch
+
+
+def test_write_is_idempotent_and_prints_what_it_did(runner: CliRunner, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["schema", "--write", "-C", str(tmp_path)])
+    _ok(result)
+    for kind, rel in schemas.FILES.items():
+        assert f"wrote {tmp_path / rel}" in result.stdout
+        assert json.loads((tmp_path / rel).read_text()) == _emitted(kind)
+    before = {rel: (tmp_path / rel).read_bytes() for rel in schemas.FILES.values()}
+    inodes = {rel: (tmp_path / rel).stat().st_ino for rel in schemas.FILES.values()}
+    result = runner.invoke(app, ["-o", "json", "schema", "--write", "-C", str(tmp_path)])
+    _ok(result)
+    assert json.loads(result.stdout) == {
+        "written": [], "unchanged": [str(tmp_path / rel) for rel in schemas.FILES.values()]}
+    assert {rel: (tmp_path / rel).read_bytes() for rel in schemas.FILES.values()} == before
+    assert {rel: (tmp_path / rel).stat().st_ino for rel in schemas.FILES.values()} == inodes
+    assert sorted(p.name for p in (tmp_path / "schemas").iterdir()) == sorted(
+        Path(rel).name for rel in schemas.FILES.values())  # no temporary file left behind
+
+
+def test_check_exits_1_naming_a_stale_or_missing_file_and_0_when_fresh(
+        runner: CliRunner, tmp_path: Path) -> None:
+    _ok(runner.invoke(app, ["schema", "--write", "-C", str(tmp_path)]))
+    _ok(runner.invoke(app, ["schema", "--check", "-C", str(tmp_path)]))
+    stale = tmp_path / schemas.FILES["environment"]
+    stale.write_text(stale.read_text().replace('"defaults"', '"defaultz"'))
+    missing = tmp_path / schemas.FILES["project"]
+    missing.unlink()
+    result = runner.invoke(app, ["schema", "--check", "-C", str(tmp_path)])
+    _refused(result, 1)
+    assert f"{stale}: stale" in result.output
+    assert f"{missing}: missing" in result.output
+    assert str(tmp_path / schemas.FILES["agent"]) not in result.output
+    assert not missing.exists()  # --check writes nothing
+    _ok(runner.invoke(app, ["schema", "--write", "-C", str(tmp_path)]))
+    _ok(runner.invoke(app, ["schema", "--check", "-C", str(tmp_path)]))
+
+
+@pytest.mark.parametrize("mode", ["--write", "--check"])
+def test_a_symlinked_schemas_folder_is_refused(runner: CliRunner, tmp_path: Path,
+                                               mode: str) -> None:
+    project, outside = tmp_path / "project", tmp_path / "outside"
+    project.mkdir()
+    outside.mkdir()
+    (project / "schemas").symlink_to(outside, target_is_directory=True)
+    result = runner.invoke(app, ["schema", mode, "-C", str(project)])
+    _refused(result, 2)
+    assert "symlink" in result.output
+    assert list(outside.iterdir()) == []
+
+
+@pytest.mark.parametrize("mode", ["--write", "--check"])
+def test_a_symlinked_schema_file_is_refused_and_its_target_kept(runner: CliRunner,
+                                                                tmp_path: Path,
+                                                                mode: str) -> None:
+    project = tmp_path / "project"
+    _ok(runner.invoke(app, ["init", str(project)]))
+    outside = tmp_path / "outside.json"
+    outside.write_text("{}\n")
+    link = project / schemas.FILES["environment"]
+    link.unlink()
+    link.symlink_to(outside)
+    result = runner.invoke(app, ["schema", mode, "-C", str(project)])
+    _refused(result, 2)
+    assert str(link) in result.output
+    assert outside.read_text() == "{}\n"
+    assert link.is_symlink()
+    # nothing else was written either: the refusal comes first
+    agent = project / schemas.FILES["agent"]
+    agent.write_text("{}\n")
+    _refused(runner.invoke(app, ["schema", "--write", "-C", str(project)]), 2)
+    assert agent.read_text() == "{}\n"
+
+
+@pytest.mark.parametrize("args", [
+    ["schema", "--kind", "bogus"],
+    ["schema", "--crd", "--kind", "environment"],
+    ["schema", "--write", "--kind", "project"],
+    ["schema", "--json-schema", "--write"],
+    ["schema", "--write", "-C", "{missing}"],
+    ["schema", "--check", "-C", "{file}"],
+])
+def test_bad_input_is_a_usage_error_without_a_traceback(runner: CliRunner, tmp_path: Path,
+                                                        args: list[str]) -> None:
+    (tmp_path / "file").write_text("x")
+    argv = [a.format(missing=tmp_path / "missing", file=tmp_path / "file") for a in args]
+    result = runner.invoke(app, argv)
+    _refused(result, 2)
+    assert not (tmp_path / "missing").exists()
+
+
+def test_an_unreadable_schema_file_is_a_clean_error(runner: CliRunner, tmp_path: Path) -> None:
+    (tmp_path / "schemas").mkdir()
+    (tmp_path / schemas.FILES["agent"]).mkdir()  # a folder where the file belongs
+    result = runner.invoke(app, ["schema", "--write", "-C", str(tmp_path)])
+    _refused(result, 2)
+    assert os.path.isdir(tmp_path / schemas.FILES["agent"])
+
+
+@pytest.mark.parametrize(("file", "kind", "line"), [
+    ("agentctl.yaml", "project", "# yaml-language-server: $schema=schemas/project.schema.json"),
+    ("agents/x.yaml", "agent", "# yaml-language-server: $schema=../schemas/agent.schema.json"),
+    ("deep/er/envs/prod.yaml", "environment",
+     "# yaml-language-server: $schema=../../../schemas/environment.schema.json"),
+])
+def test_modeline_is_relative_to_the_file(file: str, kind: schemas.Kind, line: str) -> None:
+    assert schemas.modeline(kind, file) == line

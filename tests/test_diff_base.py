@@ -596,9 +596,11 @@ def test_the_comment_stays_below_the_limit_and_the_summary_is_whole(tmp_path: Pa
 def test_pre_commit_hooks_run_agentctl_commands_that_exist(runner: CliRunner,
                                                            tmp_path: Path) -> None:
     hooks = {h["id"]: h for h in yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text())}
-    assert sorted(hooks) == ["agentctl-render-check", "agentctl-validate"]
+    assert sorted(hooks) == ["agentctl-render-check", "agentctl-schema-check",
+                             "agentctl-validate"]
     assert hooks["agentctl-render-check"]["entry"] == "agentctl render --all-envs --check"
     assert hooks["agentctl-validate"]["entry"] == "agentctl validate"
+    assert hooks["agentctl-schema-check"]["entry"] == "agentctl schema --check"
     scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
     scaffolding.scaffold(tmp_path)
     result = runner.invoke(app, ["-C", str(tmp_path), "render", "--all-envs", "--out",
@@ -612,8 +614,11 @@ def test_pre_commit_hooks_run_agentctl_commands_that_exist(runner: CliRunner,
         result = runner.invoke(app, [*args, "-C", str(tmp_path)])  # as `args:` would append
         assert result.exit_code == 0, (hook["id"], result.output)
         files = re.compile(hook["files"])
-        for path in ("agentctl.yaml", "agents/bot.yaml", "environments/dev.yaml",
-                     "blueprints/agent/workloads.yaml.j2"):
+        inputs = (("schemas/agent.schema.json", ".pre-commit-config.yaml")
+                  if hook["id"] == "agentctl-schema-check" else
+                  ("agentctl.yaml", "agents/bot.yaml", "environments/dev.yaml",
+                   "blueprints/agent/workloads.yaml.j2"))
+        for path in inputs:
             assert files.search(path), (hook["id"], path)
         for path in ("README.md", "agentctl/cli/commands.py", "docs/agents/x.md"):
             assert not files.search(path), (hook["id"], path)

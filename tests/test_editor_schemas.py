@@ -16,6 +16,7 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+from jsonschema.protocols import Validator
 from pydantic import ValidationError
 from typer.testing import CliRunner, Result
 
@@ -45,13 +46,19 @@ def _emitted(kind: str) -> dict[str, Any]:
     return schema
 
 
-@pytest.fixture(scope="module")
-def validators() -> dict[str, jsonschema.Draft202012Validator]:
-    found: dict[str, jsonschema.Draft202012Validator] = {}
+@pytest.fixture(scope="module", params=["2020-12", "7"])
+def validators(request: pytest.FixtureRequest) -> dict[str, Validator]:
+    """Each kind's validator, per Draft 2020-12 (the schemas' own dialect), and per Draft 7 as
+    well: yaml-language-server validates with Draft 7 semantics (a `$ref`'s siblings ignored),
+    so the schemas must mean the same there."""
+    found: dict[str, Validator] = {}
     for kind in schemas.KINDS:
         schema = _emitted(kind)
         jsonschema.Draft202012Validator.check_schema(schema)
-        found[kind] = jsonschema.Draft202012Validator(schema)
+        if request.param == "7":
+            found[kind] = jsonschema.Draft7Validator(schema)
+        else:
+            found[kind] = jsonschema.Draft202012Validator(schema)
     return found
 
 
@@ -98,7 +105,7 @@ def test_schemas_are_generated_with_draft_and_stable_ids() -> None:
 @pytest.mark.parametrize("which", ["example", "init"])
 def test_every_file_validates_against_the_schema_its_modeline_names(
         which: str, scaffold: Path,
-        validators: dict[str, jsonschema.Draft202012Validator]) -> None:
+        validators: dict[str, Validator]) -> None:
     project = _project(which, scaffold)
     for path, kind in _files(project).items():
         text = path.read_text()
@@ -139,7 +146,7 @@ def _prod() -> dict[str, Any]:
     (("agents", "chat-assistant", "tools"), [{"name": "search"}]),
 ])
 def test_environment_schema_rejects_bad_overrides(
-        validators: dict[str, jsonschema.Draft202012Validator], where: tuple[str, ...],
+        validators: dict[str, Validator], where: tuple[str, ...],
         value: Any) -> None:
     document = _prod()
     node = document["spec"]
@@ -157,7 +164,7 @@ def test_environment_schema_rejects_bad_overrides(
     (("defaults", "runtime", "nodeSelector"), {"pool": "agents", "zone": None}),
 ])
 def test_environment_schema_accepts_partial_and_null_overrides(
-        validators: dict[str, jsonschema.Draft202012Validator], where: tuple[str, ...],
+        validators: dict[str, Validator], where: tuple[str, ...],
         value: Any) -> None:
     document = _prod()
     node = document["spec"]
@@ -191,7 +198,7 @@ def _canary(patch: Any) -> dict[str, Any]:
     ({"runtime": {"imagee": "typo"}}, False),
 ])
 def test_track_patch_schema_agrees_with_the_model(
-        validators: dict[str, jsonschema.Draft202012Validator], patch: dict[str, Any],
+        validators: dict[str, Validator], patch: dict[str, Any],
         allowed: bool) -> None:
     agent = _canary(patch)
     by_model = True

@@ -116,7 +116,7 @@ class Bar:
         self._lock = threading.Lock()
         self._env = ""
         self._phase = ""
-        self._total = 0
+        self._total: int | None = None
         self._done = 0
         self._detail = ""
         self._progress: RichProgress | None = None
@@ -145,10 +145,10 @@ class Bar:
         """The environment the next events are about (the `index`th of `count`)."""
         with self._lock:
             self._env = name if count == 1 else f"{name} ({index}/{count})"
-            self._phase, self._total, self._done, self._detail = "", 0, 0, ""
+            self._phase, self._total, self._done, self._detail = "", None, 0, ""
             self._render(reset=True)
 
-    def phase(self, name: str, total: int) -> None:
+    def phase(self, name: str, total: int | None) -> None:
         with self._lock:
             self._phase, self._total, self._done, self._detail = name, total, 0, ""
             self._render(reset=True)
@@ -213,7 +213,7 @@ class Bar:
             return
         description = " ".join(filter(None, (self._env, _PHASES.get(self._phase,
                                                                      self._phase))))
-        total = self._total if self._total > 0 else None  # None: rich pulses the bar
+        total = self._total  # None: rich pulses the bar
         if reset:  # a new task: its total may be unknown, and its clock starts again
             self._progress.remove_task(self._task)
             self._task = self._progress.add_task(description, total=total,

@@ -55,6 +55,9 @@ def test_the_bar_shows_each_phase_with_its_counts_and_is_erased_at_the_end() -> 
     terminal, out = _terminal()
     with Bar(terminal, delay=0) as bar:
         bar.environment("prod", 2, 3)
+        bar.phase("changes", None)
+        _until(out.getvalue, "prod (2/3) change set")
+        _until(out.getvalue, "0/?")  # a number not known yet
         bar.phase("apply", 40)
         bar.stage("Deployment")
         workers = [threading.Thread(target=_advance, args=(bar, 5)) for _ in range(8)]
@@ -65,15 +68,17 @@ def test_the_bar_shows_each_phase_with_its_counts_and_is_erased_at_the_end() -> 
         _until(out.getvalue, "prod (2/3) apply")
         _until(out.getvalue, "40/40")
         assert "Deployment" in _plain(out.getvalue())
-        bar.phase("wait", 0)
+        bar.phase("wait", None)
         bar.waiting(1, 4, "Deployment/agents-prod/support-bot-green: 0/2 replicas available")
         _until(out.getvalue, "prod (2/3) health wait")
         _until(out.getvalue, "1/4")
         _until(out.getvalue, "3 waiting, slowest Deployment/agents-prod/support-bot-green")
+        bar.phase("prune", 0)
+        _until(out.getvalue, "prod (2/3) prune")
+        _until(out.getvalue, "0/0")  # nothing to prune is a known number
         bar.phase("prune", 2)
         bar.stage("ConfigMap")
         bar.advance(2)
-        _until(out.getvalue, "prod (2/3) prune")
         _until(out.getvalue, "2/2")
         assert bar.shown
     written = out.getvalue()
@@ -168,7 +173,7 @@ def _fake_reconcile(desired: DesiredEnv, *args: Any, progress: Any = None,
     for _ in range(3):
         progress.advance()
     time.sleep(0.6)  # a slow stage: the display (no delay here) draws it
-    progress.phase("wait", 0)
+    progress.phase("wait", None)
     progress.waiting(0, 1, f"Deployment/{desired.namespace}/slow-bot: 0/1 replicas available")
     time.sleep(0.6)
     return reconciling.Reconciled(EnvChanges(desired.env, desired.namespace,

@@ -18,8 +18,8 @@ from typing import Protocol
 
 
 class Progress(Protocol):
-    def phase(self, name: str, total: int) -> None:
-        """A phase starts; `total` objects are expected (0: not known yet)."""
+    def phase(self, name: str, total: int | None) -> None:
+        """A phase starts; `total` objects are expected (None: not known yet)."""
 
     def stage(self, label: str) -> None:
         """The current stage within the phase (a kind, or what is awaited)."""
@@ -35,7 +35,7 @@ class Progress(Protocol):
 class Silent:
     """No display: every event is ignored."""
 
-    def phase(self, name: str, total: int) -> None:
+    def phase(self, name: str, total: int | None) -> None:
         return None
 
     def stage(self, label: str) -> None:

@@ -191,7 +191,7 @@ def reconcile(desired: DesiredEnv, capabilities: Iterable[str] = (),
 def _run(client: connecting.Client, resources: discovering.Resources, desired: DesiredEnv,
          lease: leasing.Lease, prune_on: bool, prune_options: pruning.Options,
          options: Options, result: Reconciled, progress: Progress) -> None:
-    progress.phase("changes", 0)
+    progress.phase("changes", None)
     planned = changes.compute(client, resources, desired, changes.Options(
         full=options.full, force_conflicts=options.force_conflicts, prune=prune_on,
         workers=options.workers, allow_in_place=options.allow_in_place, dry_run_new=False))
@@ -209,7 +209,7 @@ def _run(client: connecting.Client, resources: discovering.Resources, desired: D
     failed = applied.failed
     if not failed and options.wait and not options.dry_run:
         targets = [c for c in work[1:] if c.outcome in applying.APPLIED]
-        progress.phase("wait", 0)
+        progress.phase("wait", None)
         unhealthy = waiting.wait(client, resources, desired.applyset, targets,
                                  waiting.Options(timeout=options.timeout), check=lease.check,
                                  progress=progress)

@@ -74,6 +74,7 @@ def wait(client: Client, resources: Resources, applyset: str, applied: list[Chan
     failures: dict[ObjectRef, str] = {}
     waiting_for: dict[ObjectRef, str] = {}
     total = len(pending)
+    progress.waiting(0, total, "")
     deadline = time.monotonic() + options.timeout
     while pending:
         check()

@@ -17,7 +17,7 @@ from agentctl import schemas
 from agentctl.cli import app
 from agentctl.cluster import statuses
 from agentctl.errors import InputError
-from agentctl.manifests import ANNOTATION_DIGEST, LABEL_PART_OF, digest
+from agentctl.manifests import ANNOTATION_DIGEST, LABEL_PART_OF, LABEL_TRACK, digest
 from agentctl.render import pipeline, publishing
 
 NOW = "2031-05-04T10:00:00Z"
@@ -280,3 +280,49 @@ def test_status_document_shape() -> None:
     assert text.splitlines()[1].split() == ["AGENT", "PHASE", "READY", "SLOT/WEIGHT",
                                             "LAST", "APPLIED", "TRACKS"]
     assert text.splitlines()[2].split()[:4] == ["bot", "Ready", "2/2", "-"]
+
+
+def test_status_shows_each_tracks_runtime_image_apart_from_its_sidecars() -> None:
+    from agentctl.cli import status as status_cli
+    from agentctl.cluster.inspecting import AgentState, EnvState, Track
+
+    ready = statuses.derive(statuses.Observed(_agent(), [_workload("bot")], digest="sha256:a"),
+                            NOW)
+    blue = Track("bot-blue", "Deployment", "blue", ("reg/bot:3.4.0", "reg/fluent-bit:3.1"),
+                 2, 2, 2, ("agent", "logs"))
+    green = Track("bot-green", "Deployment", "green",  # a sidecar listed before the runtime
+                  ("reg/fluent-bit:3.1", "reg/otel:0.9", "reg/bot:3.5.0"), 1, 0, 0,
+                  ("logs", "otel", "agent"))
+    state = EnvState("dev", "ns", "https://127.0.0.1:1", "ctx", NOW, "converged",
+                     [AgentState("bot", "ns", ready, [blue, green])])
+    doc = json.loads(json.dumps(status_cli.document([state])))
+    tracks = doc["environments"][0]["agents"][0]["tracks"]
+    assert [(t["track"], t["image"], t["sidecarImages"], t["readyReplicas"], t["replicas"])
+            for t in tracks] == [
+        ("blue", "reg/bot:3.4.0", ["reg/fluent-bit:3.1"], 2, 2),
+        ("green", "reg/bot:3.5.0", ["reg/fluent-bit:3.1", "reg/otel:0.9"], 0, 1)]
+    row = status_cli.text([state]).splitlines()[2]
+    assert row.endswith("blue reg/bot:3.4.0 (+1 sidecar) 2/2, "
+                        "green reg/bot:3.5.0 (+2 sidecars) 0/1")
+    # a local blueprint that names its runtime's container otherwise: the first one is it
+    assert Track("x", "Deployment", "main", ("a:1", "b:2"), 1, 1, 1, ("app", "logs")).image \
+        == "a:1"
+
+
+def test_a_tracks_native_sidecars_count_and_its_init_containers_do_not() -> None:
+    from agentctl.cluster import inspecting
+    from agentctl.cluster.discovering import Resource
+    from agentctl.cluster.reading import Live
+
+    pod = {"initContainers": [
+               {"name": "model-download", "image": "reg/downloader:1"},  # runs to completion
+               {"name": "logs", "image": "reg/fluent-bit:4", "restartPolicy": "Always"}],
+           "containers": [{"name": "agent", "image": "reg/bot:3.5.0"}]}
+    live = Live(Resource("apps", "v1", "Deployment", "deployments", True), {
+        "metadata": {"name": "bot-green", "namespace": "ns"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {LABEL_TRACK: "green"}},
+                 "template": {"spec": pod}},
+        "status": {"readyReplicas": 1, "availableReplicas": 1}})
+    track = inspecting._track(live)
+    assert (track.track, track.image, track.sidecars, track.ready, track.replicas) == (
+        "green", "reg/bot:3.5.0", ("reg/fluent-bit:4",), 1, 2)

@@ -27,8 +27,10 @@ if TYPE_CHECKING:
     from agentctl.cluster.inspecting import EnvState
 
 STATUS_HELP = """Show each agent as the cluster holds it: phase, ready/desired replicas, active
-slot or canary weight, when its rendered objects were last applied, and per track its
-workload's images and readiness; then the time and result of the environment's last reconcile.
+slot or canary weight, when its rendered objects were last applied, and per track (TRACKS) its
+runtime container's image, how many sidecars run beside it, and ready/desired replicas; then the
+time and result of the environment's last reconcile. The JSON and YAML output list every
+container's image.
 
 The status is what `agentctl reconcile` wrote to the Agent objects (environments that declare
 the capability agent.inferensys.com/v1alpha1/Agent render one per agent); the tracks are read
@@ -93,9 +95,18 @@ def status(
 def _agent(agent: Any) -> dict[str, Any]:
     return {"name": agent.name, "namespace": agent.namespace, "status": agent.status,
             "tracks": [{"name": t.name, "kind": t.kind, "track": t.track,
+                        "image": t.image, "sidecarImages": list(t.sidecars),
                         "images": list(t.images), "replicas": t.replicas,
                         "readyReplicas": t.ready, "availableReplicas": t.available}
                        for t in agent.tracks]}
+
+
+def _track(track: Any) -> str:
+    """`blue ghcr.io/x/bot:1.2 (+1 sidecar) 2/2`: the runtime's image only, so that two tracks
+    still fit on a line; -o json has every container's."""
+    sidecars = len(track.sidecars)
+    more = f" (+{sidecars} sidecar{'s' if sidecars > 1 else ''})" if sidecars else ""
+    return f"{track.track or track.name} {track.image or '-'}{more} {track.ready}/{track.replicas}"
 
 
 def document(states: list[EnvState]) -> dict[str, Any]:
@@ -129,8 +140,7 @@ def text(states: list[EnvState]) -> str:
             s = agent.status
             slot = s.get("activeSlot") or (f"{s['canaryWeight']}%" if "canaryWeight" in s
                                            else "-")
-            tracks = ", ".join(f"{t.track or t.name} {' '.join(t.images)} {t.ready}/{t.replicas}"
-                               for t in agent.tracks) or "-"
+            tracks = ", ".join(_track(t) for t in agent.tracks) or "-"
             ready = (f"{s.get('readyReplicas', 0)}/{s.get('replicas', 0)}" if s else "-")
             rows.append((agent.name, str(s.get("phase") or "-"), ready, str(slot),
                          str(s.get("lastAppliedTime") or "-"), tracks))

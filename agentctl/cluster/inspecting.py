@@ -32,15 +32,40 @@ class Scope:
     uid: str | None = None
 
 
+RUNTIME = "agent"
+"""The name of the runtime's container in the built-in blueprint's pod template."""
+
+
 @dataclass(frozen=True)
 class Track:
     name: str
     kind: str
     track: str
     images: tuple[str, ...]
+    """The image of every container that runs beside the others: the pod template's
+    containers, then its native sidecars (init containers with `restartPolicy: Always`); not
+    the init containers that run to completion first (model download, database waits)."""
     replicas: int
     ready: int
     available: int
+    containers: tuple[str, ...] = ()
+    """The containers' names, in the order of `images`."""
+
+    @property
+    def runtime(self) -> int:
+        """The index of the runtime's container: the one named `agent`, else the first (a
+        local blueprint may name it otherwise)."""
+        return self.containers.index(RUNTIME) if RUNTIME in self.containers else 0
+
+    @property
+    def image(self) -> str:
+        """The runtime's image ("" without containers)."""
+        return self.images[self.runtime] if self.images else ""
+
+    @property
+    def sidecars(self) -> tuple[str, ...]:
+        """The other containers' images."""
+        return tuple(image for i, image in enumerate(self.images) if i != self.runtime)
 
 
 @dataclass
@@ -68,13 +93,17 @@ def _int(value: Any) -> int:
 
 def _track(item: reading.Live) -> Track:
     spec, status = item.body.get("spec") or {}, item.body.get("status") or {}
-    containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
+    pod = (spec.get("template") or {}).get("spec") or {}
+    containers = [*(pod.get("containers") or []),
+                  *(c for c in pod.get("initContainers") or []
+                    if c.get("restartPolicy") == "Always")]
     selector = (spec.get("selector") or {}).get("matchLabels") or {}
     return Track(str(item.meta.get("name", "")), item.resource.kind,
                  str(selector.get(LABEL_TRACK, "")),
                  tuple(str(c.get("image", "")) for c in containers),
                  _int(spec.get("replicas", 1)), _int(status.get("readyReplicas")),
-                 _int(status.get("availableReplicas")))
+                 _int(status.get("availableReplicas")),
+                 tuple(str(c.get("name", "")) for c in containers))
 
 
 def inspect(scope: Scope, kubeconfig: Path | None = None,

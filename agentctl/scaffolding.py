@@ -386,21 +386,27 @@ def scaffold(directory: Path, force: bool = False,
 
 def write(directory: Path, files: dict[str, str], force: bool = False) -> list[Path]:
     """Write `files` (relative path → text) under `directory`, all or none: any that exists
-    (unless `force`) or is a directory is an InputError naming each, before anything is
-    written. A symlink in the way is replaced, never written through."""
+    (unless `force`), is a directory or lies in a symlinked folder is an InputError naming
+    each, before anything is written. A symlink where a file goes is replaced, never written
+    through."""
     if directory.exists() and not directory.is_dir():
         raise InputError([Problem(file=str(directory), message="exists and is not a directory")])
     problems: list[Problem] = []
     for rel in files:
         path = directory / rel
-        if path.is_dir() and not path.is_symlink():
+        linked = next((p for p in reversed(path.relative_to(directory).parents[:-1])
+                       if (directory / p).is_symlink()), None)
+        if linked is not None:
+            problems.append(Problem(file=str(directory / linked), message="is a symlink; "
+                                    "agentctl never writes through one"))
+        elif path.is_dir() and not path.is_symlink():
             problems.append(Problem(file=str(path), message="is a directory; cannot write a "
                                     "file there"))
         elif not force and (path.exists() or path.is_symlink()):
             problems.append(Problem(file=str(path),
                                     message="already exists; use --force to overwrite"))
     if problems:
-        raise InputError(problems)
+        raise InputError(list(dict.fromkeys(problems)))
     written: list[Path] = []
     for rel, text in files.items():
         path = directory / rel

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import posixpath
 from pathlib import Path
 from typing import Any, Literal
@@ -48,6 +49,8 @@ FOLDER = "schemas"
 """Where `write` puts the schemas, relative to the project directory."""
 FILES: dict[Kind, str] = {kind: f"{FOLDER}/{kind}.schema.json" for kind in KINDS}
 """Each kind's schema file, relative to the project directory."""
+_PROJECT_MARKS = ("agentctl.yaml", "agents", "environments")
+"""What makes a directory a project (agentctl.yaml is optional; its default folders are not)."""
 
 
 def _agent_schema() -> dict[str, Any]:
@@ -240,6 +243,10 @@ def _planned(project: Path) -> tuple[dict[str, bytes], dict[str, bool]]:
     if not project.is_dir():
         raise InputError([Problem(file=str(project), message="is not a directory (the project "
                                   "directory: -C DIR)")])
+    if not any(os.path.lexists(project / name) for name in _PROJECT_MARKS):
+        raise InputError([Problem(file=str(project), message=(
+            f"is not an agentctl project (no {', '.join(_PROJECT_MARKS)}): run this in the "
+            "project directory or give -C DIR"))])
     wanted = {rel: text(kind).encode() for kind, rel in FILES.items()}
     tree = Tree(project, create=False)
     problems: list[Problem] = []

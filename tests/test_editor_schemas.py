@@ -69,6 +69,15 @@ def scaffold(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return target
 
 
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A project holding only agentctl.yaml (every other file is optional to the schemas)."""
+    root = tmp_path / "project"
+    root.mkdir()
+    (root / "agentctl.yaml").write_text((REPO / "agentctl.yaml").read_text())
+    return root
+
+
 def _files(project: Path) -> dict[Path, schemas.Kind]:
     """Every agentctl file of a project → its kind (per the project's folders)."""
     spec = yaml.safe_load((project / "agentctl.yaml").read_text())["spec"]
@@ -214,47 +223,46 @@ def test_track_patch_schema_agrees_with_the_model(
     assert validators["agent"].is_valid(slots) == allowed, patch
 
 
-def test_write_is_idempotent_and_prints_what_it_did(runner: CliRunner, tmp_path: Path) -> None:
-    result = runner.invoke(app, ["schema", "--write", "-C", str(tmp_path)])
+def test_write_is_idempotent_and_prints_what_it_did(runner: CliRunner, project: Path) -> None:
+    result = runner.invoke(app, ["schema", "--write", "-C", str(project)])
     _ok(result)
     for kind, rel in schemas.FILES.items():
-        assert f"wrote {tmp_path / rel}" in result.stdout
-        assert json.loads((tmp_path / rel).read_text()) == _emitted(kind)
-    before = {rel: (tmp_path / rel).read_bytes() for rel in schemas.FILES.values()}
-    inodes = {rel: (tmp_path / rel).stat().st_ino for rel in schemas.FILES.values()}
-    result = runner.invoke(app, ["-o", "json", "schema", "--write", "-C", str(tmp_path)])
+        assert f"wrote {project / rel}" in result.stdout
+        assert json.loads((project / rel).read_text()) == _emitted(kind)
+    before = {rel: (project / rel).read_bytes() for rel in schemas.FILES.values()}
+    inodes = {rel: (project / rel).stat().st_ino for rel in schemas.FILES.values()}
+    result = runner.invoke(app, ["-o", "json", "schema", "--write", "-C", str(project)])
     _ok(result)
     assert json.loads(result.stdout) == {
-        "written": [], "unchanged": [str(tmp_path / rel) for rel in schemas.FILES.values()]}
-    assert {rel: (tmp_path / rel).read_bytes() for rel in schemas.FILES.values()} == before
-    assert {rel: (tmp_path / rel).stat().st_ino for rel in schemas.FILES.values()} == inodes
-    assert sorted(p.name for p in (tmp_path / "schemas").iterdir()) == sorted(
+        "written": [], "unchanged": [str(project / rel) for rel in schemas.FILES.values()]}
+    assert {rel: (project / rel).read_bytes() for rel in schemas.FILES.values()} == before
+    assert {rel: (project / rel).stat().st_ino for rel in schemas.FILES.values()} == inodes
+    assert sorted(p.name for p in (project / "schemas").iterdir()) == sorted(
         Path(rel).name for rel in schemas.FILES.values())  # no temporary file left behind
 
 
 def test_check_exits_1_naming_a_stale_or_missing_file_and_0_when_fresh(
-        runner: CliRunner, tmp_path: Path) -> None:
-    _ok(runner.invoke(app, ["schema", "--write", "-C", str(tmp_path)]))
-    _ok(runner.invoke(app, ["schema", "--check", "-C", str(tmp_path)]))
-    stale = tmp_path / schemas.FILES["environment"]
+        runner: CliRunner, project: Path) -> None:
+    _ok(runner.invoke(app, ["schema", "--write", "-C", str(project)]))
+    _ok(runner.invoke(app, ["schema", "--check", "-C", str(project)]))
+    stale = project / schemas.FILES["environment"]
     stale.write_text(stale.read_text().replace('"defaults"', '"defaultz"'))
-    missing = tmp_path / schemas.FILES["project"]
+    missing = project / schemas.FILES["project"]
     missing.unlink()
-    result = runner.invoke(app, ["schema", "--check", "-C", str(tmp_path)])
+    result = runner.invoke(app, ["schema", "--check", "-C", str(project)])
     _refused(result, 1)
     assert f"{stale}: stale" in result.output
     assert f"{missing}: missing" in result.output
-    assert str(tmp_path / schemas.FILES["agent"]) not in result.output
+    assert str(project / schemas.FILES["agent"]) not in result.output
     assert not missing.exists()  # --check writes nothing
-    _ok(runner.invoke(app, ["schema", "--write", "-C", str(tmp_path)]))
-    _ok(runner.invoke(app, ["schema", "--check", "-C", str(tmp_path)]))
+    _ok(runner.invoke(app, ["schema", "--write", "-C", str(project)]))
+    _ok(runner.invoke(app, ["schema", "--check", "-C", str(project)]))
 
 
 @pytest.mark.parametrize("mode", ["--write", "--check"])
 def test_a_symlinked_schemas_folder_is_refused(runner: CliRunner, tmp_path: Path,
-                                               mode: str) -> None:
-    project, outside = tmp_path / "project", tmp_path / "outside"
-    project.mkdir()
+                                               project: Path, mode: str) -> None:
+    outside = tmp_path / "outside"
     outside.mkdir()
     (project / "schemas").symlink_to(outside, target_is_directory=True)
     result = runner.invoke(app, ["schema", mode, "-C", str(project)])
@@ -303,12 +311,34 @@ def test_bad_input_is_a_usage_error_without_a_traceback(runner: CliRunner, tmp_p
     assert not (tmp_path / "missing").exists()
 
 
-def test_an_unreadable_schema_file_is_a_clean_error(runner: CliRunner, tmp_path: Path) -> None:
-    (tmp_path / "schemas").mkdir()
-    (tmp_path / schemas.FILES["agent"]).mkdir()  # a folder where the file belongs
+def test_an_unreadable_schema_file_is_a_clean_error(runner: CliRunner, project: Path) -> None:
+    (project / "schemas").mkdir()
+    (project / schemas.FILES["agent"]).mkdir()  # a folder where the file belongs
+    result = runner.invoke(app, ["schema", "--write", "-C", str(project)])
+    _refused(result, 2)
+    assert os.path.isdir(project / schemas.FILES["agent"])
+    assert not (project / schemas.FILES["environment"]).exists()
+
+
+def test_write_refuses_a_directory_that_is_not_a_project(runner: CliRunner,
+                                                         tmp_path: Path) -> None:
     result = runner.invoke(app, ["schema", "--write", "-C", str(tmp_path)])
     _refused(result, 2)
-    assert os.path.isdir(tmp_path / schemas.FILES["agent"])
+    assert "not an agentctl project" in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_init_refuses_to_write_through_a_symlinked_schemas_folder(runner: CliRunner,
+                                                                   tmp_path: Path) -> None:
+    target, outside = tmp_path / "fleet", tmp_path / "outside"
+    target.mkdir()
+    outside.mkdir()
+    (target / "schemas").symlink_to(outside, target_is_directory=True)
+    result = runner.invoke(app, ["init", str(target), "--force"])
+    _refused(result, 2)
+    assert f"{target / 'schemas'}: is a symlink" in result.output
+    assert list(outside.iterdir()) == []
+    assert not (target / "agentctl.yaml").exists()  # all or nothing
 
 
 @pytest.mark.parametrize(("file", "kind", "line"), [

@@ -30,9 +30,11 @@ import posixpath
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic import TypeAdapter
+
 from agentctl.errors import InputError, Problem, StaleOutputError
 from agentctl.model.agent import Agent
-from agentctl.model.common import describe_fields
+from agentctl.model.common import Quantity, describe_fields
 from agentctl.model.delivery import NOT_PATCHABLE, PATCHABLE, TRACK_PATCHES
 from agentctl.model.environment import PROJECT_API_VERSION, Environment, Project
 
@@ -190,7 +192,26 @@ def _prune(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+def _numbers_as_quantities(node: Any, quantity: dict[str, Any]) -> None:
+    """Let a quantity be any number, as the model does (`cpu: 0.5` is `500m`), where the CRD
+    can only say int-or-string. `quantity` is its string branch (pydantic flattens `Quantity |
+    None` into one anyOf)."""
+    if isinstance(node, dict):
+        options = node.get("anyOf")
+        if isinstance(options, list) and quantity in options:
+            node["anyOf"] = [{"type": "number"} if o == {"type": "integer"} else o
+                             for o in options]
+        for value in node.values():
+            _numbers_as_quantities(value, quantity)
+    elif isinstance(node, list):
+        for value in node:
+            _numbers_as_quantities(value, quantity)
+
+
 def _finish(schema: dict[str, Any], group: str, kind: Kind) -> dict[str, Any]:
+    integer, string = TypeAdapter(Quantity).json_schema()["anyOf"]
+    assert integer == {"type": "integer"}, integer
+    _numbers_as_quantities(schema, string)
     defs = _prune(schema).pop("$defs")
     return {"$schema": _DRAFT, "$id": f"https://{group}/schemas/{VERSION}/{kind}.json",
             **schema, "$defs": defs}

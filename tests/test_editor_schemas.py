@@ -171,6 +171,7 @@ def test_environment_schema_rejects_bad_overrides(
     (("agents", "chat-assistant", "network", "egress"), None),  # null deletes
     (("agents", "chat-assistant", "resources", "limits", "memory"), None),
     (("defaults", "runtime", "nodeSelector"), {"pool": "agents", "zone": None}),
+    (("agents", "chat-assistant", "resources", "requests", "cpu"), 0.5),  # a quantity: 500m
 ])
 def test_environment_schema_accepts_partial_and_null_overrides(
         validators: dict[str, Validator], where: tuple[str, ...],
@@ -221,6 +222,21 @@ def test_track_patch_schema_agrees_with_the_model(
     slots["spec"]["rollout"] = {"strategy": "BlueGreen",
                                 "blueGreen": {"slots": {"green": patch}}}
     assert validators["agent"].is_valid(slots) == allowed, patch
+
+
+@pytest.mark.parametrize(("cpu", "valid"), [(0.5, True), (2, True), ("250m", True),
+                                          ("lots", False), (True, False)])
+def test_a_quantity_is_a_number_or_a_quantity_string_as_the_model_reads_it(
+        validators: dict[str, Validator], cpu: Any, valid: bool) -> None:
+    agent = _canary(None)
+    agent["spec"]["resources"] = {"requests": {"cpu": cpu}}
+    by_model = True
+    try:
+        Agent.model_validate(agent)
+    except ValidationError:
+        by_model = False
+    assert by_model == valid
+    assert validators["agent"].is_valid(agent) == valid
 
 
 def test_write_is_idempotent_and_prints_what_it_did(runner: CliRunner, project: Path) -> None:

@@ -132,7 +132,7 @@ def _with_track_patches(agent: dict[str, Any]) -> _Partial:
     for path in TRACK_PATCHES:
         props, key = _at(agent, "AgentSpec", path)
         props[key] = {**_nullable(_ref(_TRACK_PATCH)),
-                      **{k: v for k, v in props[key].items() if k in ("title", "description")}}
+                      **{k: v for k, v in props[key].items() if k == "description"}}
     defs[_TRACK_PATCH] = {}
     partial = _Partial(defs, {_TRACK_PATCH})
     root = copy.deepcopy(defs[partial.name("AgentSpec")])
@@ -192,26 +192,30 @@ def _prune(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-def _numbers_as_quantities(node: Any, quantity: dict[str, Any]) -> None:
+def _for_editors(node: Any, quantity: dict[str, Any]) -> None:
     """Let a quantity be any number, as the model does (`cpu: 0.5` is `500m`), where the CRD
-    can only say int-or-string. `quantity` is its string branch (pydantic flattens `Quantity |
-    None` into one anyOf)."""
+    can only say int-or-string (`quantity` is its string branch: pydantic flattens `Quantity |
+    None` into one anyOf); and drop the titles pydantic makes of field names ("Trafficrouting"),
+    which an editor would show above each field's description."""
     if isinstance(node, dict):
         options = node.get("anyOf")
         if isinstance(options, list) and quantity in options:
             node["anyOf"] = [{"type": "number"} if o == {"type": "integer"} else o
                              for o in options]
+        for prop in (node.get("properties") or {}).values():
+            if isinstance(prop, dict):
+                prop.pop("title", None)
         for value in node.values():
-            _numbers_as_quantities(value, quantity)
+            _for_editors(value, quantity)
     elif isinstance(node, list):
         for value in node:
-            _numbers_as_quantities(value, quantity)
+            _for_editors(value, quantity)
 
 
 def _finish(schema: dict[str, Any], group: str, kind: Kind) -> dict[str, Any]:
     integer, string = TypeAdapter(Quantity).json_schema()["anyOf"]
     assert integer == {"type": "integer"}, integer
-    _numbers_as_quantities(schema, string)
+    _for_editors(schema, string)
     defs = _prune(schema).pop("$defs")
     return {"$schema": _DRAFT, "$id": f"https://{group}/schemas/{VERSION}/{kind}.json",
             **schema, "$defs": defs}
@@ -234,7 +238,7 @@ def json_schema(kind: Kind = "agent") -> dict[str, Any]:
             raise ValueError(f"two different definitions named {name}")
     spec = _Partial(defs, partial.partial).name("AgentSpec")
     props = defs["EnvironmentSpec"]["properties"]
-    notes = ("title", "description")
+    notes = ("description",)
     props["defaults"] = {**_ref(spec), **{k: v for k, v in props["defaults"].items()
                                          if k in notes}}
     props["agents"] = {**{k: v for k, v in props["agents"].items()

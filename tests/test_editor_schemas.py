@@ -109,6 +109,10 @@ def test_schemas_are_generated_with_draft_and_stable_ids() -> None:
     assert agent == _emitted("agent")
     assert "kube-system namespace UID" in json.dumps(_emitted("environment"))
     assert agent["$defs"]["Canary"]["properties"]["patch"]["description"]
+    # an editor shows a title above the description: none made of a field's name
+    assert "title" not in agent["$defs"]["Canary"]["properties"]["trafficRouting"]
+    assert "title" not in _emitted("environment")["$defs"]["EnvironmentSpec"]["properties"][
+        "defaults"]
 
 
 @pytest.mark.parametrize("which", ["example", "init"])

@@ -172,15 +172,6 @@ def _chaos(cluster: Cluster, project: Path, ns: str, value: str) -> None:
     assert answer.status == 200, answer.body
 
 
-def _set_progress_deadline(project: Path, seconds: int) -> None:
-    path = project / "agents" / "support-bot.yaml"
-    doc = yaml.safe_load(path.read_text())
-    doc["spec"].setdefault("rollout", {})["progressDeadlineSeconds"] = seconds
-    doc["spec"]["runtime"]["image"] = doc["spec"]["runtime"]["image"] + "-next"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    projects.render_out(project)
-
-
 def test_a_crashing_rollout_fails_fast_naming_object_and_reason(
         cluster: Cluster, dev: tuple[Path, str]) -> None:
     project, ns = dev

@@ -62,7 +62,9 @@ def start(ctx: typer.Context, agent: AgentArg, env: EnvOption,
               "--weight", help="The canary's share of traffic, 0-100.", show_default=False)] = None,
           dry_run: DryRunOpt = False, project: ProjectOpt = None, no_color: NoColorOpt = False,
           verbose: VerboseOpt = False) -> ExitCode:
-    """Start a canary (its patch and weight) or fill the inactive blue-green slot."""
+    """Start a canary (its patch and weight) or fill the inactive blue-green slot. The --set
+    values become the track's whole patch: a patch left from an earlier start is replaced, not
+    merged, so the track runs exactly the version named here."""
     from agentctl.editing import rollouts
 
     t = _target(ctx, agent, env, project, no_color, verbose)

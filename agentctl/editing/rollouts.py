@@ -152,7 +152,8 @@ def _need(t: Target, strategy: str, verb: str) -> None:
 
 
 def start(t: Target, patch: dict[str, Any], weight: int | None) -> list[Change]:
-    """The new version on the canary track (and its weight), or in the inactive slot."""
+    """The new version on the canary track (and its weight), or in the inactive slot: the
+    patch replaces the track's earlier one (a start names a whole version)."""
     if t.strategy == "Canary":
         changes: list[Change] = [
             ((*t.base, "rollout", "canary", "patch"), patch)]

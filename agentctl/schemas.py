@@ -218,6 +218,8 @@ def _finish(schema: dict[str, Any], group: str, kind: Kind) -> dict[str, Any]:
     _for_editors(schema, string)
     defs = _prune(schema).pop("$defs")
     return {"$schema": _DRAFT, "$id": f"https://{group}/schemas/{VERSION}/{kind}.json",
+            "$comment": "Generated from agentctl's models: refresh it with `agentctl schema "
+                        "--write`, never by hand.",
             **schema, "$defs": defs}
 
 

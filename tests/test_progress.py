@@ -30,6 +30,14 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 ERASE_LINE = "\x1b[2K"
 
 
+@pytest.fixture(autouse=True)
+def _a_usual_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """rich reads TERM, NO_COLOR and COLUMNS itself: the tests' own shell must not matter."""
+    monkeypatch.setenv("TERM", "xterm-256color")
+    for name in ("NO_COLOR", "CI", "COLUMNS", "FORCE_COLOR", "TTY_COMPATIBLE"):
+        monkeypatch.delenv(name, raising=False)
+
+
 def _plain(text: str) -> str:
     return ANSI.sub("", text)
 
@@ -249,3 +257,18 @@ def test_the_health_wait_ranks_a_workload_by_how_far_its_rollout_is() -> None:
     assert not ahead.done
     assert (behind.share, ahead.share) == (0.25, 0.75)  # old replicas available do not count
     assert waiting.judge("Deployment", deployment(available=4, updated=4), []).done
+
+
+@pytest.mark.parametrize("color", [True, False])
+def test_no_color_draws_the_bar_without_colours(monkeypatch: pytest.MonkeyPatch,
+                                                color: bool) -> None:
+    colour = re.compile(r"\x1b\[[0-9;]*3[0-9][;m]")  # a foreground colour
+    with _pty() as (tty, received):
+        monkeypatch.setattr(sys, "stderr", tty)
+        with Console(fmt="text", color=color).progress(environ={"TERM": "xterm"}) as bar:
+            bar.environment("dev")
+            bar.phase("apply", 2)
+            bar.advance()
+            _until(received, "dev apply", timeout=console_module.PROGRESS_DELAY + 10)
+        monkeypatch.undo()
+    assert bool(colour.search(received())) is color

@@ -12,8 +12,11 @@ guard that keeps them, from `changes.compute`), the `Resources` and a `Client`.
   or CRD unless the environment lists that kind in `spec.pruneKinds` (`changes.kept`). A kept
   object loses its ApplySet label (a JSON patch that first tests the label is still ours) and
   is reported skipped, so the next run converges instead of keeping it forever.
-- A delete carries the object's uid and resourceVersion as preconditions: an object replaced or
-  changed since it was read fails and stays in the set (the parent is not narrowed).
+- A delete carries the object's uid and resourceVersion as preconditions, so the guards hold
+  for exactly the version deleted. A write in between (often a controller's status update)
+  fails the delete with 409: the object is read and judged again, up to `ATTEMPTS` times. An
+  object replaced since the first read (another uid), or changed every time, fails and stays
+  in the set (the parent is not narrowed).
 - With prune off (the environment's `prune: false`, or --no-prune) nothing here runs and the
   members stay in the set for a later run.
 - After every deletion and label removal succeeded, `narrow` writes the parent's group-kinds and
@@ -117,6 +120,11 @@ def prune(client: Client, resources: Resources, desired: DesiredEnv, planned: li
     return ok
 
 
+ATTEMPTS = 3
+"""Fresh reads and deletes of one member before a run gives up on it: a controller writing the
+object's status between the read and the delete fails the resourceVersion precondition."""
+
+
 def _one(client: Client, resources: Resources, desired: DesiredEnv, change: Change,
          options: Options) -> bool:
     resource = resources.get(change.api_version, change.ref.kind)
@@ -124,35 +132,47 @@ def _one(client: Client, resources: Resources, desired: DesiredEnv, change: Chan
         change.outcome, change.reason = Outcome.FAILED, "its kind is no longer served"
         return False
     path = resource.path(change.ref.namespace, change.ref.name)
-    read = client.request("GET", path, purpose="GET prune")
-    if read.status == 404:
-        change.outcome, change.reason = Outcome.DELETED, "already gone"
-        return True
-    if not read.ok or not isinstance(read.body, dict):
-        change.outcome, change.reason = Outcome.FAILED, f"cannot read it: {read.message}"
-        return False
-    meta = read.body.get("metadata") or {}
-    if (meta.get("labels") or {}).get(LABEL_PART_OF) != desired.applyset:
-        change.outcome, change.reason = Outcome.SKIPPED, "no longer a member of the ApplySet"
-        return True
-    guard = changes.kept(meta, resource.group, resource.kind, desired.prune_kinds)
-    if guard:
-        return _release(client, path, desired, change, guard, options)
-    body: dict[str, Any] = {"apiVersion": "v1", "kind": "DeleteOptions",
-                            "propagationPolicy": "Background",
-                            "preconditions": {"uid": meta.get("uid"),
-                                              "resourceVersion": meta.get("resourceVersion")}}
-    query = [("dryRun", "All")] if options.dry_run else []
-    if options.dry_run:
-        body["dryRun"] = ["All"]
-    answer = client.request("DELETE", path, query=query, body=body,
-                            purpose="DELETE dryRun" if options.dry_run else "DELETE prune")
-    if answer.ok or answer.status == 404:
-        change.outcome, change.reason = Outcome.DELETED, ""
-        return True
+    uid = None
+    for _ in range(ATTEMPTS):
+        read = client.request("GET", path, purpose="GET prune")
+        if read.status == 404:
+            change.outcome, change.reason = Outcome.DELETED, "already gone"
+            return True
+        if not read.ok or not isinstance(read.body, dict):
+            change.outcome, change.reason = Outcome.FAILED, f"cannot read it: {read.message}"
+            return False
+        meta = read.body.get("metadata") or {}
+        if uid is not None and meta.get("uid") != uid:
+            change.outcome, change.reason = Outcome.FAILED, (
+                "replaced since it was read; it stays in the set for the next run")
+            return False
+        uid = meta.get("uid")
+        if (meta.get("labels") or {}).get(LABEL_PART_OF) != desired.applyset:
+            change.outcome, change.reason = Outcome.SKIPPED, "no longer a member of the ApplySet"
+            return True
+        guard = changes.kept(meta, resource.group, resource.kind, desired.prune_kinds)
+        if guard:
+            return _release(client, path, desired, change, guard, options)
+        # the guards above hold for exactly this version: a write in between fails the delete
+        # (409), and the next attempt reads and judges the object again
+        body: dict[str, Any] = {"apiVersion": "v1", "kind": "DeleteOptions",
+                                "propagationPolicy": "Background",
+                                "preconditions": {"uid": uid,
+                                                  "resourceVersion": meta.get("resourceVersion")}}
+        query = [("dryRun", "All")] if options.dry_run else []
+        if options.dry_run:
+            body["dryRun"] = ["All"]
+        answer = client.request("DELETE", path, query=query, body=body,
+                                purpose="DELETE dryRun" if options.dry_run else "DELETE prune")
+        if answer.ok or answer.status == 404:
+            change.outcome, change.reason = Outcome.DELETED, ""
+            return True
+        if answer.status != 409:
+            change.outcome, change.reason = Outcome.FAILED, f"delete failed: {answer.message}"
+            return False
     change.outcome = Outcome.FAILED
-    change.reason = ("changed since it was read; it stays in the set for the next run"
-                     if answer.status == 409 else f"delete failed: {answer.message}")
+    change.reason = (f"changed between each of {ATTEMPTS} reads and its delete; it stays in the "
+                     "set for the next run")
     return False
 
 

@@ -1,9 +1,11 @@
 """reconcile when the API server fails mid-run, through a fault-injecting proxy: answers of 500,
 throttling with 429, and a server that stops answering. A failed run exits non-zero and prunes
-nothing; the next run converges."""
+nothing; the next run converges. Also a write by someone else between the prune's read and its
+delete: the server refuses the delete (409), and the object is judged again."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -109,3 +111,43 @@ def test_a_server_that_stops_mid_run_is_exit_3_prunes_nothing_and_the_next_run_c
     assert document["environments"][0]["lease"]["tookOverFrom"]
     assert reconciles.objects(document)["Deployment/gpu-inference"]["outcome"] == "deleted"
     assert diff_run(cluster, project, "--env", "dev").exit_code == 0
+
+
+@pytest.mark.parametrize(("annotation", "outcome"), [
+    ("someone.example.com/touched", "deleted"),  # a write in between: read and delete again
+    ("agent.inferensys.com/prune", "skipped"),  # a guard set in between: kept after all
+])
+def test_a_write_between_the_prunes_read_and_its_delete_is_judged_again(
+        cluster: Cluster, changed: tuple[Path, str], tmp_path: Path, annotation: str,
+        outcome: str) -> None:
+    """The delete's resourceVersion precondition fails for real (the server answers 409): the
+    object is read again and its guards are checked on what it is now."""
+    project, ns = changed
+    path = f"/apis/apps/v1/namespaces/{ns}/deployments/gpu-inference"
+    deletes: list[str] = []
+
+    def fault(method: str, request: str) -> int | None:
+        if method == "DELETE" and request.partition("?")[0] == path:
+            deletes.append(request)
+            if len(deletes) == 1:  # someone else writes just before the first delete lands
+                answer = cluster.kube.request(
+                    "PATCH", path, {"metadata": {"annotations": {annotation: "disabled"}}},
+                    query=[("fieldManager", "someone-else")],
+                    content_type="application/merge-patch+json")
+                assert answer.status == 200, answer.body
+        return None
+
+    with faults.proxy(cluster, tmp_path, fault) as kubeconfig:
+        result = reconciles.invoke(cluster, project, "--env", "dev", "--no-wait", "-o", "json",
+                                   kubeconfig=kubeconfig)
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert reconciles.objects(document)["Deployment/gpu-inference"]["outcome"] == outcome
+    live = cluster.kube.get(path)
+    if outcome == "deleted":
+        assert len(deletes) == 2, deletes
+        assert live.status == 404 or "deletionTimestamp" in live.body["metadata"]
+    else:
+        assert len(deletes) == 1, deletes
+        assert live.status == 200
+        assert "applyset.kubernetes.io/part-of" not in live.body["metadata"]["labels"]

@@ -27,6 +27,7 @@ import copy
 import json
 import os
 import posixpath
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -193,18 +194,30 @@ def _prune(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def _for_editors(node: Any, quantity: dict[str, Any]) -> None:
-    """Let a quantity be any number, as the model does (`cpu: 0.5` is `500m`), where the CRD
-    can only say int-or-string (`quantity` is its string branch: pydantic flattens `Quantity |
-    None` into one anyOf); and drop the titles pydantic makes of field names ("Trafficrouting"),
-    which an editor would show above each field's description."""
+    """What an editor shows and accepts, beyond what pydantic generates:
+
+    - a quantity may be any number, as the model reads it (`cpu: 0.5` is `500m`), where the
+      CRD can only say int-or-string (`quantity` is its string branch: pydantic flattens
+      `Quantity | None` into one anyOf);
+    - each property is titled with its key as written in files (pydantic's "Trafficrouting"
+      would head the hover), and definitions are not titled (an editor would show a model's
+      name, or a partial copy's, over the key's);
+    - descriptions are unwrapped (an editor makes each line of a docstring a paragraph), and
+      also given as `markdownDescription`, so `code` in them renders as code.
+    """
     if isinstance(node, dict):
         options = node.get("anyOf")
         if isinstance(options, list) and quantity in options:
             node["anyOf"] = [{"type": "number"} if o == {"type": "integer"} else o
                              for o in options]
-        for prop in (node.get("properties") or {}).values():
-            if isinstance(prop, dict):
-                prop.pop("title", None)
+        if isinstance(node.get("description"), str):
+            text = re.sub(r"(?<!\n)\n(?!\n)", " ", node["description"])
+            node["description"] = node["markdownDescription"] = text
+        properties = node.get("properties")
+        if isinstance(properties, dict) and node.get("type") == "object":
+            for key, prop in properties.items():
+                if isinstance(prop, dict):
+                    prop["title"] = key
         for value in node.values():
             _for_editors(value, quantity)
     elif isinstance(node, list):
@@ -217,6 +230,8 @@ def _finish(schema: dict[str, Any], group: str, kind: Kind) -> dict[str, Any]:
     assert integer == {"type": "integer"}, integer
     _for_editors(schema, string)
     defs = _prune(schema).pop("$defs")
+    for definition in defs.values():
+        definition.pop("title", None)
     return {"$schema": _DRAFT, "$id": f"https://{group}/schemas/{VERSION}/{kind}.json",
             "$comment": "Generated from agentctl's models: refresh it with `agentctl schema "
                         "--write`, never by hand.",

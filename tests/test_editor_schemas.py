@@ -109,10 +109,15 @@ def test_schemas_are_generated_with_draft_and_stable_ids() -> None:
     assert agent == _emitted("agent")
     assert "kube-system namespace UID" in json.dumps(_emitted("environment"))
     assert agent["$defs"]["Canary"]["properties"]["patch"]["description"]
-    # an editor shows a title above the description: none made of a field's name
-    assert "title" not in agent["$defs"]["Canary"]["properties"]["trafficRouting"]
-    assert "title" not in _emitted("environment")["$defs"]["EnvironmentSpec"]["properties"][
-        "defaults"]
+    # an editor shows a title above the description: the key as written, not a model's name
+    assert agent["$defs"]["Canary"]["properties"]["trafficRouting"]["title"] == "trafficRouting"
+    environment = _emitted("environment")["$defs"]
+    assert environment["EnvironmentSpec"]["properties"]["defaults"]["title"] == "defaults"
+    assert not [name for name, definition in environment.items() if "title" in definition]
+    # one paragraph per description (an editor makes each line one), code spans as markdown
+    prune = environment["EnvironmentSpec"]["properties"]["prune"]
+    assert "\n" not in prune["description"]
+    assert prune["markdownDescription"] == prune["description"]
 
 
 @pytest.mark.parametrize("which", ["example", "init"])

@@ -162,6 +162,8 @@ def _prod() -> dict[str, Any]:
     (("defaults", "observability", "logging", "level"), "verbose"),
     # a list replaces whole in a merge patch: its items are complete
     (("agents", "chat-assistant", "tools"), [{"name": "search"}]),
+    # an override names an agent, whose name is a DNS-1035 label
+    (("agents", "Chat_Assistant"), {"replicas": 2}),
 ])
 def test_environment_schema_rejects_bad_overrides(
         validators: dict[str, Validator], where: tuple[str, ...],

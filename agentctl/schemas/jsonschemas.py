@@ -236,8 +236,11 @@ def json_schema(kind: Kind = "agent") -> dict[str, Any]:
     notes = ("description",)
     props["defaults"] = {**_ref(spec), **{k: v for k, v in props["defaults"].items()
                                          if k in notes}}
+    name = defs["AgentMeta"]["properties"]["name"]  # an override names an agent
     props["agents"] = {**{k: v for k, v in props["agents"].items()
                           if k != "additionalProperties"},
+                       "propertyNames": {k: v for k, v in name.items()
+                                         if k in ("pattern", "minLength", "maxLength")},
                        "additionalProperties": _ref(spec)}
     return _finish(environment, _PROJECT_GROUP, "environment")
 

@@ -150,6 +150,16 @@ def _prod() -> dict[str, Any]:
     return document
 
 
+def _prod_with(where: tuple[str, ...], value: Any) -> dict[str, Any]:
+    """The example prod environment with `value` set at `where` under its spec."""
+    document = _prod()
+    node = document["spec"]
+    for key in where[:-1]:
+        node = node.setdefault(key, {})
+    node[where[-1]] = value
+    return document
+
+
 @pytest.mark.parametrize(("where", "value"), [
     # a misspelled field, at the top of an override, deep inside one, and in the defaults
     (("agents", "chat-assistant", "replicass"), 3),
@@ -168,12 +178,7 @@ def _prod() -> dict[str, Any]:
 def test_environment_schema_rejects_bad_overrides(
         validators: dict[str, Validator], where: tuple[str, ...],
         value: Any) -> None:
-    document = _prod()
-    node = document["spec"]
-    for key in where[:-1]:
-        node = node.setdefault(key, {})
-    node[where[-1]] = value
-    assert not validators["environment"].is_valid(document)
+    assert not validators["environment"].is_valid(_prod_with(where, value))
 
 
 @pytest.mark.parametrize(("where", "value"), [
@@ -187,11 +192,7 @@ def test_environment_schema_rejects_bad_overrides(
 def test_environment_schema_accepts_partial_and_null_overrides(
         validators: dict[str, Validator], where: tuple[str, ...],
         value: Any) -> None:
-    document = _prod()
-    node = document["spec"]
-    for key in where[:-1]:
-        node = node.setdefault(key, {})
-    node[where[-1]] = value
+    document = _prod_with(where, value)
     errors = [e.message for e in validators["environment"].iter_errors(document)]
     assert not errors
 

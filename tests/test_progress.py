@@ -25,6 +25,7 @@ from agentctl.cluster import reconciling
 from agentctl.console import Bar, Console, shows_progress
 from agentctl.diffs import EnvChanges
 from agentctl.manifests import DesiredEnv
+from tests import ptys
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 ERASE_LINE = "\x1b[2K"
@@ -125,26 +126,13 @@ def test_a_run_shorter_than_the_delay_draws_nothing() -> None:
 def _pty() -> Iterator[tuple[TextIO, Callable[[], str]]]:
     """A pseudo-terminal: the file its programs write to (a real TTY), and what it received."""
     master, slave = os.openpty()
-    received: list[bytes] = []
-
-    def drain() -> None:
-        while True:
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:  # the slave side closed
-                return
-            if not chunk:
-                return
-            received.append(chunk)
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
+    thread, received = ptys.reader(master)
     tty = os.fdopen(slave, "w", encoding="utf-8", buffering=1)
     try:
-        yield tty, lambda: b"".join(received).decode("utf-8", "replace")
+        yield tty, received
     finally:
         tty.close()
-        reader.join(timeout=5)
+        thread.join(timeout=5)
         os.close(master)
 
 

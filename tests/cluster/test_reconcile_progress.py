@@ -12,10 +12,11 @@ import struct
 import subprocess
 import sys
 import termios
-import threading
 from pathlib import Path
 
 import pytest
+
+from tests import ptys
 
 from . import reconciles
 from .kube import Cluster
@@ -37,20 +38,7 @@ def _on_a_terminal(cluster: Cluster, project: Path, *args: str) -> tuple[int, st
     its exit code and everything the terminal received."""
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 200, 0, 0))
-    received: list[bytes] = []
-
-    def drain() -> None:
-        while True:
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:  # every writer closed its end
-                return
-            if not chunk:
-                return
-            received.append(chunk)
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
+    reader, received = ptys.reader(master)
     try:
         process = subprocess.Popen(
             [sys.executable, "-m", "agentctl", "-C", str(project), "reconcile", "--kubeconfig",
@@ -61,7 +49,7 @@ def _on_a_terminal(cluster: Cluster, project: Path, *args: str) -> tuple[int, st
         reader.join(timeout=10)
     finally:
         os.close(master)
-    return code, b"".join(received).decode("utf-8", "replace")
+    return code, received()
 
 
 def test_reconcile_on_a_terminal_shows_a_bar_then_the_report(

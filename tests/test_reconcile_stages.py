@@ -10,9 +10,10 @@ import pytest
 
 from agentctl.cluster import applying, changes, leasing, pruning, waiting
 from agentctl.cluster.connecting import Client, Response
+from agentctl.cluster.discovering import Resource, Resources
 from agentctl.diffs import Change, Outcome
 from agentctl.errors import ObjectsFailedError
-from agentctl.manifests import DesiredEnv, ObjectRef
+from agentctl.manifests import DesiredEnv, Manifest, ObjectRef
 
 
 def ref(kind: str, group: str = "", namespace: str = "ns", name: str = "x") -> ObjectRef:
@@ -30,6 +31,36 @@ def test_stages_put_crds_namespaces_and_cluster_rbac_first_then_the_kind_order()
     assert [r.kind for r in staged] == [
         "CustomResourceDefinition", "Namespace", "ClusterRole", "ServiceAccount", "ConfigMap",
         "Deployment", "HorizontalPodAutoscaler", "Widget"]
+
+
+def crd(group: str, kind: str, *versions: tuple[str, bool], scope: str = "Namespaced"
+        ) -> Manifest:
+    return Manifest({"apiVersion": "apiextensions.k8s.io/v1",
+                     "kind": "CustomResourceDefinition",
+                     "metadata": {"name": f"{kind.lower()}s.{group}"},
+                     "spec": {"group": group, "scope": scope,
+                              "names": {"plural": f"{kind.lower()}s", "kind": kind},
+                              "versions": [{"name": v, "served": served}
+                                           for v, served in versions]}}, "a", "", "")
+
+
+def test_a_rendered_crd_defines_its_served_versions_as_pending_kinds() -> None:
+    served = Resource("old.example.com", "v1", "Old", "olds", True)
+    resources = Resources([served]).defining([
+        crd("new.example.com", "Gadget", ("v1", True), ("v2", False)),
+        crd("new.example.com", "Global", ("v1beta1", True), scope="Cluster"),
+        crd("old.example.com", "Old", ("v2", True)),  # served already: its objects are listed
+    ])
+    assert resources.get("new.example.com/v1", "Gadget") == Resource(
+        "new.example.com", "v1", "Gadget", "gadgets", True, pending=True)
+    assert resources.get("new.example.com/v2", "Gadget") is None  # not served
+    cluster_scoped = resources.get("new.example.com/v1beta1", "Global")
+    assert cluster_scoped is not None
+    assert not cluster_scoped.namespaced
+    assert cluster_scoped.path("", "one") == "/apis/new.example.com/v1beta1/globals/one"
+    assert resources.get("old.example.com/v2", "Old") is None
+    assert resources.get("old.example.com/v1", "Old") == served
+    assert Resources([served]).defining([]).get("new.example.com/v1", "Gadget") is None
 
 
 def deployment(replicas: int = 2, **status: Any) -> dict[str, Any]:

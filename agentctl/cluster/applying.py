@@ -9,7 +9,9 @@ cluster's `Resources` and a `Client`. Order:
    cannot be written, no member is applied;
 2. stages: CustomResourceDefinitions (then each is waited for until Established),
    Namespaces, cluster-scoped RBAC, then the kinds of `manifests.RANK_ORDER`, one stage per
-   kind; objects within a stage are applied concurrently in a bounded pool.
+   kind; objects within a stage are applied concurrently in a bounded pool. Objects of a kind
+   a CRD of the run defines (a pending resource) come after that CRD, and under --dry-run
+   are reported created without a request (the CRD was only dry-run).
 
 Every apply is a PATCH with `application/apply-patch+yaml`, field manager `agentctl` and
 `fieldValidation=Strict` (`force=true` only with --force-conflicts; `dryRun=All` with
@@ -37,14 +39,13 @@ from typing import Any, TypeVar
 
 from agentctl.cluster import changes, flipping, ownership, slots
 from agentctl.cluster.connecting import APPLY_PATCH, Client, Response
-from agentctl.cluster.discovering import Resources
+from agentctl.cluster.discovering import CRD, Resources
 from agentctl.cluster.progress import Progress, Silent
 from agentctl.diffs import Change, EnvChanges, Outcome
 from agentctl.errors import ObjectsFailedError, Problem
 from agentctl.manifests import DesiredEnv, Manifest, ObjectRef
 
 APPLIED = frozenset({Outcome.CREATED, Outcome.CONFIGURED})
-CRD = ("apiextensions.k8s.io", "CustomResourceDefinition")
 _CLUSTER_RBAC = frozenset({("rbac.authorization.k8s.io", "ClusterRole"),
                            ("rbac.authorization.k8s.io", "ClusterRoleBinding")})
 _CRD_STAGE = (0, 0)
@@ -162,12 +163,21 @@ def _apply_one(client: Client, resources: Resources, manifest: Manifest,
                options: Options) -> str:
     """Apply one object; "" when it succeeded, else why it failed."""
     resource = resources.require(manifest.api_version, manifest.ref.kind)
+    if resource.pending and options.dry_run:
+        return ""  # its CRD was only dry-run: the kind does not exist to dry-run against
     path = resource.path(manifest.ref.namespace, manifest.ref.name)
     response = send(client, path, manifest.body, options)
     if response.status == 409 and slots.handover(changes.conflicting(response)):
         response = flipping.settle(client, path, manifest, options.dry_run,
                                    options.force_conflicts)
-    return "" if response.ok else changes.apply_failure(manifest, response)
+    if response.ok:
+        return ""
+    why = changes.apply_failure(manifest, response)
+    if resource.pending and response.status == 404 and not why.startswith("namespace "):
+        return (f"{resource.kind}.{resource.group}/{resource.version} is not served: the "
+                "CustomResourceDefinition of this run that defines it was not applied or did "
+                "not become Established")
+    return why
 
 
 def _established(client: Client, resources: Resources, manifest: Manifest,

@@ -11,7 +11,10 @@ a `Client` and the cluster's `Resources`. Steps:
 4. every other object: a server-side apply with `dryRun=All` and field manager `agentctl`,
    exactly what reconcile sends, compared with the live object (normalised, secrets masked);
    without `dry_run_new` (reconcile), an object the set does not hold is created as rendered
-   after one metadata LIST per (kind, namespace) found no object of its name;
+   after one metadata LIST per (kind, namespace) found no object of its name; an object of a
+   kind that a CustomResourceDefinition of the run defines and the cluster does not serve yet
+   (`Resources.defining`) is created as rendered, with no request (reconcile applies it after
+   the CRD stage);
 5. members no longer rendered: deletions, or skipped with the guard that keeps them;
 6. `slots.review`: an in-place change of a live active blue-green slot fails (unless
    allowed); the replicas conflict a flip resolves itself does not.
@@ -39,6 +42,8 @@ APPLYSET_ID = "applyset.kubernetes.io/id"
 APPLYSET_TOOLING = "applyset.kubernetes.io/tooling"
 APPLYSET_KINDS = "applyset.kubernetes.io/contains-group-kinds"
 APPLYSET_NAMESPACES = "applyset.kubernetes.io/additional-namespaces"
+NOT_SERVED_YET = ("a CustomResourceDefinition of this run defines its kind, which the cluster "
+                  "does not serve yet: created after that CRD is Established, not dry-run")
 
 
 @dataclass(frozen=True)
@@ -104,9 +109,14 @@ def compute(client: Client, resources: Resources, desired: DesiredEnv,
     changes = [_parent_change(work, live_parent)]
     keys: dict[str, Any] = {}
     pending = []  # what the digest shortcut cannot call unchanged
+    defined: dict[ObjectRef, Change] = {}  # of a kind a CRD of this run defines
     for manifest in desired.manifests:
         live = work.live.get(_key(manifest.ref))
-        if (live is None or work.options.full
+        if work.resolved[manifest.ref].pending:
+            defined[manifest.ref] = diffs.compare(manifest.ref, manifest.api_version, None,
+                                                  manifest.body)
+            defined[manifest.ref].reason = NOT_SERVED_YET
+        elif (live is None or work.options.full
                 or not ownership.unchanged(live.meta, manifest.body, manifest.digest, keys)):
             pending.append(manifest)
     work.creating_namespaces = {m.ref.name for m in desired.manifests
@@ -120,6 +130,7 @@ def compute(client: Client, resources: Resources, desired: DesiredEnv,
         dry_runs = dict(zip([m.ref for m in pending],
                             pool.map(lambda m: _dry_run(work, m), pending), strict=True))
     dry_runs.update(new)
+    dry_runs.update(defined)
     for manifest in desired.manifests:
         if manifest.ref in dry_runs:
             changes.append(dry_runs[manifest.ref])
@@ -163,7 +174,7 @@ def _scopes(work: _Work, live_parent: dict[str, Any] | None) -> set[tuple[Resour
             if resource is not None:  # a kind no longer served holds no objects
                 kinds[(group, kind)] = resource
     return {(resource, namespace if resource.namespaced else "")
-            for resource in kinds.values() for namespace in namespaces}
+            for resource in kinds.values() if not resource.pending for namespace in namespaces}
 
 
 def parent_body(desired: DesiredEnv, group_kinds: set[str], namespaces: set[str]) -> dict[str, Any]:

@@ -2,15 +2,22 @@
 `APIGroupDiscoveryList`, GA since Kubernetes 1.30) give every group, version and resource.
 
 Output: `Resources`, answering for `apiVersion` + `kind` the collection path of the resource and
-whether it is namespaced, and naming the capability when it is not served.
+whether it is namespaced, and naming the capability when it is not served. `Resources.defining`
+adds the kinds that CustomResourceDefinitions of the run define and the cluster does not serve
+yet, as pending: a CRD and objects of its kind can be created in one run (the CRD stage comes
+first and waits until it is Established), as Flux and Helm do.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from agentctl.cluster.connecting import Client
 from agentctl.errors import ClusterError, Problem
+from agentctl.manifests import Manifest
+
+CRD = ("apiextensions.k8s.io", "CustomResourceDefinition")
 
 _AGGREGATED = ("application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,"
                "application/json")
@@ -23,6 +30,9 @@ class Resource:
     kind: str
     plural: str
     namespaced: bool
+    pending: bool = False
+    """Defined by a CustomResourceDefinition of this run and not served yet: it holds no
+    objects to list, and nothing of it can be dry-run before that CRD is Established."""
 
     @property
     def api_version(self) -> str:
@@ -43,6 +53,7 @@ class Resources:
     """Every served (group, version, kind), and each group's preferred version."""
 
     def __init__(self, resources: list[Resource]) -> None:
+        self._all = resources
         self._exact = {(r.group, r.version, r.kind): r for r in resources}
         self._preferred: dict[tuple[str, str], Resource] = {}
         for resource in resources:  # discovery lists versions in preference order
@@ -54,6 +65,27 @@ class Resources:
 
     def preferred(self, group: str, kind: str) -> Resource | None:
         return self._preferred.get((group, kind))
+
+    def defining(self, manifests: Iterable[Manifest]) -> Resources:
+        """These resources and, pending, every served version of each kind that one of the
+        `manifests` (a CustomResourceDefinition) defines and the cluster serves in no version.
+        A kind served already is left as discovery found it: its objects must be listed."""
+        pending: list[Resource] = []
+        for manifest in manifests:
+            if (manifest.ref.group, manifest.ref.kind) != CRD:
+                continue
+            spec = manifest.body.get("spec")
+            spec = spec if isinstance(spec, dict) else {}
+            names = spec.get("names")
+            names = names if isinstance(names, dict) else {}
+            group, kind = str(spec.get("group") or ""), str(names.get("kind") or "")
+            if not group or not kind or (group, kind) in self._preferred:
+                continue
+            pending += [Resource(group, str(v.get("name")), kind, str(names.get("plural")),
+                                 spec.get("scope") == "Namespaced", pending=True)
+                        for v in spec.get("versions") or []
+                        if isinstance(v, dict) and v.get("served") is True]
+        return Resources([*self._all, *pending]) if pending else self
 
     def require(self, api_version: str, kind: str) -> Resource:
         """The resource, or ClusterError naming the capability the cluster lacks."""

@@ -39,7 +39,7 @@ def plan(desired: DesiredEnv, kubeconfig: Path | None = None, context: str | Non
         client = connecting.connect(target, pool=options.workers * 2)
     try:
         connecting.check_identity(client, desired.env, desired.uid)
-        resources = discovering.discover(client)
+        resources = discovering.discover(client).defining(desired.manifests)
         result = changes.compute(client, resources, desired, options)
         return Planned(result, client.server, client.context, Counter(client.sent),
                        sorted(client.warnings))

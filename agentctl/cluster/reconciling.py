@@ -4,7 +4,8 @@ Order (each step only after the previous one succeeded):
 
 1. refusal of an empty render (before any request);
 2. connect → the cluster's identity (before any other request) → discovery → preflight: every
-   declared capability and every rendered kind served, else ClusterError (exit 3) naming each;
+   declared capability and every rendered kind served, or defined by a rendered
+   CustomResourceDefinition (`Resources.defining`), else ClusterError (exit 3) naming each;
 3. the environment's lease (`leasing`; a live holder → exit 5);
 4. the change set (`changes.compute`, the one `agentctl diff` shows) → refusal of a mass
    deletion (before anything is applied);
@@ -152,6 +153,7 @@ def reconcile(desired: DesiredEnv, capabilities: Iterable[str] = (),
 
             resources = installing.install(client, resources, options.dry_run,
                                            options.force_conflicts)
+        resources = resources.defining(desired.manifests)
         preflight(resources, desired, capabilities)
         lease = leasing.Lease(client, desired.namespace, desired.parent, desired.env,
                               options.lease_seconds, options.dry_run)

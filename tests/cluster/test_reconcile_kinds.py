@@ -1,6 +1,7 @@
 """reconcile with kinds the example fleet does not render, from small test blueprints: a
 CustomResourceDefinition (applied in the first stage and waited for until Established, kept by
-the prune guard when its agent goes), and a Secret (no value of it in any output)."""
+the prune guard when its agent goes), a CRD and an object of its kind in one run, and a Secret
+(no value of it in any output)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
+
+from agentctl.cli import app
 
 from . import projects, reconciles
 from .kube import Cluster, Kube
@@ -38,6 +42,37 @@ spec:
         x-kubernetes-preserve-unknown-fields: true
 """
 
+_GADGETS = """\
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: gadgets.onerun.example.com
+spec:
+  group: onerun.example.com
+  scope: Namespaced
+  names: {plural: gadgets, singular: gadget, kind: Gadget}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              size: {type: integer}
+---
+apiVersion: onerun.example.com/v1
+kind: Gadget
+metadata:
+  name: {{ agent.metadata.name }}
+spec:
+  size: 3
+"""
+GADGET = "onerun.example.com/v1/Gadget"
+
 _SECRET = """\
 apiVersion: v1
 kind: Secret
@@ -50,12 +85,14 @@ stringData:
 
 
 def _project(root: Path, cluster: Cluster, namespace: str, blueprint: str, template: str,
-             agents: tuple[str, ...], image: str = "ghcr.io/example/x:1") -> Path:
+             agents: tuple[str, ...], image: str = "ghcr.io/example/x:1",
+             capability: str = "") -> Path:
     for folder in ("agents", "environments", f"blueprints/{blueprint}"):
         (root / folder).mkdir(parents=True, exist_ok=True)
     (root / "agentctl.yaml").write_text(
         "apiVersion: agentctl.inferensys.com/v1alpha1\nkind: Project\n"
-        f"metadata: {{name: {blueprint}}}\n")
+        f"metadata: {{name: {blueprint}}}\n"
+        + (f"spec:\n  scopes: {{{capability}: Namespaced}}\n" if capability else ""))
     (root / f"blueprints/{blueprint}/blueprint.yaml").write_text(
         f"name: {blueprint}\ndescription: test\nhandles: [runtime, model]\n")
     (root / f"blueprints/{blueprint}/main.yaml.j2").write_text(template)
@@ -69,7 +106,8 @@ def _project(root: Path, cluster: Cluster, namespace: str, blueprint: str, templ
     (root / "environments/dev.yaml").write_text(
         "apiVersion: agentctl.inferensys.com/v1alpha1\nkind: Environment\n"
         f"metadata: {{name: dev}}\nspec:\n  namespace: {namespace}\n"
-        f"  cluster: {{context: {projects.context_of(cluster.kubeconfig)}}}\n")
+        + (f"  capabilities: [{capability}]\n" if capability else "")
+        + f"  cluster: {{context: {projects.context_of(cluster.kubeconfig)}}}\n")
     projects.render_out(root)
     return root
 
@@ -117,6 +155,46 @@ def test_crds_come_first_are_established_and_are_never_pruned(
     code, document = reconciles.report(cluster, project, "--env", "dev", "--no-wait")
     assert code == 0, document
     assert document["environments"][0]["summary"]["skipped"] == 0
+
+
+def test_a_crd_and_objects_of_its_kind_are_created_in_one_run(
+        cluster: Cluster, tmp_path: Path, namespace: str, kube: Kube,
+        crd_names: list[str]) -> None:
+    """The preflight takes a kind a rendered CRD defines as served; diff and --dry-run show
+    its objects created (nothing of a kind that does not exist yet can be dry-run); the run
+    creates the CRD, waits until it is Established, then creates the object."""
+    crd_names.append("gadgets.onerun.example.com")
+    project = _project(tmp_path / "p", cluster, namespace, "gadgets", _GADGETS, ("alpha",),
+                       capability=GADGET)
+    gadget = f"/apis/onerun.example.com/v1/namespaces/{namespace}/gadgets/alpha"
+    diff = CliRunner().invoke(app, ["-C", str(project), "diff", "--kubeconfig",
+                                    str(cluster.kubeconfig), "-o", "json", "--env", "dev"])
+    assert diff.exit_code == 1, (diff.output, diff.exception)
+    planned = reconciles.objects(json.loads(diff.stdout))
+    assert planned["Gadget/alpha"]["outcome"] == "created", planned["Gadget/alpha"]
+    assert "not dry-run" in planned["Gadget/alpha"]["reason"], planned["Gadget/alpha"]
+    assert planned["CustomResourceDefinition/gadgets.onerun.example.com"]["outcome"] \
+        == "created"
+
+    code, document = reconciles.report(cluster, project, "--env", "dev", "--no-wait",
+                                       "--dry-run")
+    assert code == 0, document
+    assert reconciles.objects(document)["Gadget/alpha"]["outcome"] == "created", document
+    assert kube.get(f"{CRDS}/gadgets.onerun.example.com").status == 404  # only dry-run
+
+    code, document = reconciles.report(cluster, project, "--env", "dev", "--no-wait")
+    assert code == 0, document
+    assert reconciles.objects(document)["Gadget/alpha"]["outcome"] == "created", document
+    live = kube.get(gadget)
+    assert live.status == 200, live.body
+    assert live.body["spec"] == {"size": 3}
+    assert live.body["metadata"]["labels"]["applyset.kubernetes.io/part-of"]
+
+    code, document = reconciles.report(cluster, project, "--env", "dev", "--no-wait")
+    assert code == 0, document
+    summary = document["environments"][0]["summary"]
+    assert summary["unchanged"] == 3, summary  # the parent, the CRD and the Gadget
+    assert summary["created"] + summary["configured"] == 0, summary
 
 
 def test_no_secret_value_reaches_the_report(cluster: Cluster, tmp_path: Path, namespace: str,

@@ -78,8 +78,10 @@ def read_committed(out: Path, env: str) -> Committed:
         refused = {p.file for p in problems}
         for parts in tree.walk((env,)):
             name = "/".join(parts[1:])
-            path = str(out.joinpath(*parts))
-            if name not in known and not name.startswith(".") and path not in refused:
+            if name in known or name.startswith("."):
+                continue
+            path = str(out.joinpath(*parts))  # built for foreign files only
+            if path not in refused:
                 result.warnings.append(Problem(file=path, message=(
                     "foreign file (not in provenance.json): never applied")))
     except OSError as err:

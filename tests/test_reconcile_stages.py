@@ -8,7 +8,7 @@ from typing import Any, cast
 
 import pytest
 
-from agentctl.cluster import applying, changes, leasing, pruning, waiting
+from agentctl.cluster import applying, changes, discovering, leasing, pruning, waiting
 from agentctl.cluster.connecting import Client, Response
 from agentctl.cluster.discovering import Resource, Resources
 from agentctl.diffs import Change, Outcome
@@ -61,6 +61,23 @@ def test_a_rendered_crd_defines_its_served_versions_as_pending_kinds() -> None:
     assert resources.get("old.example.com/v2", "Old") is None
     assert resources.get("old.example.com/v1", "Old") == served
     assert Resources([served]).defining([]).get("new.example.com/v1", "Gadget") is None
+
+
+@pytest.mark.parametrize("spec", [
+    {"group": "g.example.com", "names": {"plural": "as", "kind": "A"}, "versions": 1},
+    {"group": "g.example.com", "names": {"kind": "A"}, "versions": [{"name": "v1",
+                                                                   "served": True}]},
+    {"group": "g.example.com", "names": ["A"], "versions": [{"name": "v1", "served": True}]},
+    {"group": "g.example.com", "names": {"plural": "as", "kind": "A"},
+     "versions": [{"served": True}, "v1"]},
+    "spec",
+])
+def test_a_malformed_crd_defines_nothing_and_raises_nothing(spec: Any) -> None:
+    """The API server refuses such a CRD at its apply, with a clean reason."""
+    manifest = crd("g.example.com", "A")
+    manifest.body["spec"] = spec
+    assert discovering.defined(manifest) == []
+    assert Resources([]).defining([manifest]).get("g.example.com/v1", "A") is None
 
 
 def deployment(replicas: int = 2, **status: Any) -> dict[str, Any]:

@@ -39,7 +39,7 @@ from typing import Any, TypeVar
 
 from agentctl.cluster import changes, flipping, ownership, slots
 from agentctl.cluster.connecting import APPLY_PATCH, Client, Response
-from agentctl.cluster.discovering import CRD, Resources
+from agentctl.cluster.discovering import CRD, Resources, defined
 from agentctl.cluster.progress import Progress, Silent
 from agentctl.diffs import Change, EnvChanges, Outcome
 from agentctl.errors import ObjectsFailedError, Problem
@@ -118,9 +118,20 @@ def apply(client: Client, resources: Resources, desired: DesiredEnv, planned: En
                    and c.ref not in hold),
                   key=lambda c: (stage(c.ref), c.ref))
     progress.phase("apply", len(todo))
+    outcomes = {change.ref: change for change in out}
+    defining = {(r.group, r.kind): m.ref for m in desired.manifests for r in defined(m)}
 
     def one(change: Change) -> str:
-        failure = _apply_one(client, resources, manifests[change.ref], options)
+        crd = defining.get((change.ref.group, change.ref.kind))
+        resource = resources.get(change.api_version, change.ref.kind)
+        if resource is not None and resource.pending and crd is not None \
+                and outcomes[crd].outcome not in APPLIED:
+            failure = f"its kind is defined by {crd}, which was not applied"
+        else:
+            failure = _apply_one(client, resources, manifests[change.ref], options)
+            if not failure and resource is not None and resource.pending \
+                    and not options.dry_run:
+                change.reason = ""  # created after all: the plan's note no longer holds
         progress.advance()
         return failure
 
@@ -137,7 +148,7 @@ def apply(client: Client, resources: Resources, desired: DesiredEnv, planned: En
                 for change in batch:
                     if change.outcome != Outcome.FAILED:
                         failure = _established(client, resources, manifests[change.ref],
-                                               options.established_timeout)
+                                               options.established_timeout, desired.namespace)
                         if failure:
                             change.outcome, change.reason = Outcome.FAILED, failure
     return replace(planned, changes=out)
@@ -181,8 +192,9 @@ def _apply_one(client: Client, resources: Resources, manifest: Manifest,
 
 
 def _established(client: Client, resources: Resources, manifest: Manifest,
-                 timeout: float) -> str:
-    """Wait until a CRD is Established; "" when it is, else why not."""
+                 timeout: float, namespace: str) -> str:
+    """Wait until a CRD is Established and each kind it defines that was not served before
+    the run (a pending resource) answers at its collection; "" when it does, else why not."""
     path = resources.require(manifest.api_version, manifest.ref.kind).path("", manifest.ref.name)
     deadline = time.monotonic() + timeout
     while True:
@@ -190,9 +202,27 @@ def _established(client: Client, resources: Resources, manifest: Manifest,
         body = response.body if response.ok and isinstance(response.body, dict) else {}
         for condition in (body.get("status") or {}).get("conditions") or []:
             if condition.get("type") == "Established" and condition.get("status") == "True":
-                return ""
+                return _serving(client, resources, manifest, namespace, deadline, timeout)
             if condition.get("type") == "NamesAccepted" and condition.get("status") == "False":
                 return f"not Established: {condition.get('message') or 'names not accepted'}"
         if time.monotonic() >= deadline:
             return f"not Established after {timeout:.0f} s"
         time.sleep(0.5)
+
+
+def _serving(client: Client, resources: Resources, manifest: Manifest, namespace: str,
+             deadline: float, timeout: float) -> str:
+    """Wait until the pending kinds `manifest` (an Established CRD) defines are served, read
+    in the environment's `namespace` (where the reconciler may list them): a CRD that only
+    now serves a version can be Established already, before the API server routes it."""
+    for resource in defined(manifest):
+        known = resources.get(resource.api_version, resource.kind)
+        if known is None or not known.pending:
+            continue
+        while client.request("GET", known.collection(namespace), query=[("limit", "1")],
+                             purpose="GET wait").status == 404:
+            if time.monotonic() >= deadline:
+                return (f"Established, but {known.plural}.{known.group}/{known.version} not "
+                        f"served after {timeout:.0f} s")
+            time.sleep(0.5)
+    return ""

@@ -70,21 +70,8 @@ class Resources:
         """These resources and, pending, every served version of each kind that one of the
         `manifests` (a CustomResourceDefinition) defines and the cluster serves in no version.
         A kind served already is left as discovery found it: its objects must be listed."""
-        pending: list[Resource] = []
-        for manifest in manifests:
-            if (manifest.ref.group, manifest.ref.kind) != CRD:
-                continue
-            spec = manifest.body.get("spec")
-            spec = spec if isinstance(spec, dict) else {}
-            names = spec.get("names")
-            names = names if isinstance(names, dict) else {}
-            group, kind = str(spec.get("group") or ""), str(names.get("kind") or "")
-            if not group or not kind or (group, kind) in self._preferred:
-                continue
-            pending += [Resource(group, str(v.get("name")), kind, str(names.get("plural")),
-                                 spec.get("scope") == "Namespaced", pending=True)
-                        for v in spec.get("versions") or []
-                        if isinstance(v, dict) and v.get("served") is True]
+        pending = [resource for manifest in manifests for resource in defined(manifest)
+                   if (resource.group, resource.kind) not in self._preferred]
         return Resources([*self._all, *pending]) if pending else self
 
     def require(self, api_version: str, kind: str) -> Resource:
@@ -93,6 +80,25 @@ class Resources:
         if found is None:
             raise ClusterError([Problem(message=missing(api_version, kind))])
         return found
+
+
+def defined(manifest: Manifest) -> list[Resource]:
+    """The served versions of the kind a CustomResourceDefinition defines, as pending
+    resources; none for any other object, or a CRD too malformed to tell (the API server
+    refuses it at its apply)."""
+    if (manifest.ref.group, manifest.ref.kind) != CRD:
+        return []
+    spec = manifest.body.get("spec")
+    spec = spec if isinstance(spec, dict) else {}
+    names = spec.get("names")
+    names = names if isinstance(names, dict) else {}
+    group, kind = str(spec.get("group") or ""), str(names.get("kind") or "")
+    plural, versions = str(names.get("plural") or ""), spec.get("versions")
+    if not group or not kind or not plural or not isinstance(versions, list):
+        return []
+    return [Resource(group, str(v["name"]), kind, plural, spec.get("scope") == "Namespaced",
+                     pending=True)
+            for v in versions if isinstance(v, dict) and v.get("served") is True and v.get("name")]
 
 
 def missing(api_version: str, kind: str) -> str:

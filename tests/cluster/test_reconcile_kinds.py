@@ -184,7 +184,9 @@ def test_a_crd_and_objects_of_its_kind_are_created_in_one_run(
 
     code, document = reconciles.report(cluster, project, "--env", "dev", "--no-wait")
     assert code == 0, document
-    assert reconciles.objects(document)["Gadget/alpha"]["outcome"] == "created", document
+    created = reconciles.objects(document)["Gadget/alpha"]
+    assert created["outcome"] == "created", document
+    assert created["reason"] == "", created  # the plan's "not dry-run" no longer holds
     live = kube.get(gadget)
     assert live.status == 200, live.body
     assert live.body["spec"] == {"size": 3}
@@ -195,6 +197,32 @@ def test_a_crd_and_objects_of_its_kind_are_created_in_one_run(
     summary = document["environments"][0]["summary"]
     assert summary["unchanged"] == 3, summary  # the parent, the CRD and the Gadget
     assert summary["created"] + summary["configured"] == 0, summary
+
+
+def test_objects_of_a_kind_whose_crd_is_refused_are_not_sent(
+        cluster: Cluster, tmp_path: Path, namespace: str, kube: Kube,
+        crd_names: list[str]) -> None:
+    """The API server refuses the CRD (no storage version): its objects fail naming it, with
+    --dry-run and without, and nothing of either exists afterwards."""
+    # a group of its own: the other test's CRD may still be terminating
+    crd_names.append("gadgets.refused.example.com")
+    refused = _GADGETS.replace("storage: true", "storage: false").replace(
+        "onerun.example.com", "refused.example.com")
+    project = _project(tmp_path / "p", cluster, namespace, "gadgets", refused, ("alpha",),
+                       capability=GADGET.replace("onerun", "refused"))
+    for args in (("--dry-run",), ()):
+        code, document = reconciles.report(cluster, project, "--env", "dev", "--no-wait",
+                                           *args)
+        assert code == 4, document
+        found = reconciles.objects(document)
+        assert found["CustomResourceDefinition/gadgets.refused.example.com"]["outcome"] \
+            == "failed", found
+        gadget = found["Gadget/alpha"]
+        assert gadget["outcome"] == "failed", gadget
+        assert "CustomResourceDefinition/gadgets.refused.example.com" in gadget["reason"], \
+            gadget
+        assert "not applied" in gadget["reason"], gadget
+    assert kube.get(f"{CRDS}/gadgets.refused.example.com").status == 404
 
 
 def test_no_secret_value_reaches_the_report(cluster: Cluster, tmp_path: Path, namespace: str,

@@ -280,6 +280,8 @@ CASES: list[Bad] = [
     Bad("env-name-not-file-name", {ENV_FILE: env(name="prod")}, AT_ENV, "metadata.name"),
     Bad("env-policy-namespaces", {ENV_FILE: env({"policy": {"namespaces": ["other"]}})},
         AT_ENV, "spec.policy.namespaces"),
+    Bad("env-prune-namespace-not-claims", {ENV_FILE: env({"pruneKinds": ["Namespace"]})},
+        AT_ENV, "spec.pruneKinds"),
     Bad("env-capability", {ENV_FILE: env({"capabilities": ["ServiceMonitor"]})}, AT_ENV,
         "spec.capabilities[0]"),
     Bad("project-unknown-field", {"agentctl.yaml": dump({

@@ -79,7 +79,9 @@ class EnvironmentSpec(StrictModel):
     when no longer rendered: `PersistentVolumeClaim` (agent memory and model caches: their
     data goes with them), `Namespace` (everything in it goes) or `CustomResourceDefinition`
     (every object of its kind goes). Without it such an object is kept and released from the
-    ApplySet; the reconciler's generated RBAC grants `delete` on these kinds only when listed."""
+    ApplySet; the reconciler's generated RBAC grants `delete` on these kinds only when listed.
+    Listing `Namespace` requires `PersistentVolumeClaim` too: deleting a namespace deletes the
+    claims in it."""
     nodes: Nodes = Field(default_factory=Nodes)
     reloader: bool = False
     """Stakater Reloader runs here: each workload names the Secrets its pods read as env vars
@@ -87,6 +89,14 @@ class EnvironmentSpec(StrictModel):
     `configmap.reloader.stakater.com/reload`), so a rotated secret or an edited prompt rolls
     the pods."""
     network: EnvironmentNetwork = Field(default_factory=EnvironmentNetwork)
+
+    @model_validator(mode="after")
+    def _prune_kinds(self) -> Self:
+        if "Namespace" in self.prune_kinds and "PersistentVolumeClaim" not in self.prune_kinds:
+            raise rule("pruneKinds", "Namespace is listed without PersistentVolumeClaim, but "
+                       "deleting a namespace deletes every claim in it (agent memory, model "
+                       "caches): list PersistentVolumeClaim too, or leave Namespace out")
+        return self
 
     @model_validator(mode="after")
     def _namespaces(self) -> Self:

@@ -27,6 +27,7 @@ guard that keeps them, from `changes.compute`), the `Resources` and a `Client`.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -123,6 +124,8 @@ def prune(client: Client, resources: Resources, desired: DesiredEnv, planned: li
 ATTEMPTS = 3
 """Fresh reads and deletes of one member before a run gives up on it: a controller writing the
 object's status between the read and the delete fails the resourceVersion precondition."""
+PAUSE = 0.2
+"""Seconds before the second attempt (twice that before the third)."""
 
 
 def _one(client: Client, resources: Resources, desired: DesiredEnv, change: Change,
@@ -133,7 +136,9 @@ def _one(client: Client, resources: Resources, desired: DesiredEnv, change: Chan
         return False
     path = resource.path(change.ref.namespace, change.ref.name)
     uid = None
-    for _ in range(ATTEMPTS):
+    for attempt in range(ATTEMPTS):
+        if attempt:
+            time.sleep(PAUSE * attempt)  # let the writer that beat the delete settle
         read = client.request("GET", path, purpose="GET prune")
         if read.status == 404:
             change.outcome, change.reason = Outcome.DELETED, "already gone"
@@ -142,14 +147,14 @@ def _one(client: Client, resources: Resources, desired: DesiredEnv, change: Chan
             change.outcome, change.reason = Outcome.FAILED, f"cannot read it: {read.message}"
             return False
         meta = read.body.get("metadata") or {}
+        if (meta.get("labels") or {}).get(LABEL_PART_OF) != desired.applyset:
+            change.outcome, change.reason = Outcome.SKIPPED, "no longer a member of the ApplySet"
+            return True
         if uid is not None and meta.get("uid") != uid:
             change.outcome, change.reason = Outcome.FAILED, (
                 "replaced since it was read; it stays in the set for the next run")
             return False
         uid = meta.get("uid")
-        if (meta.get("labels") or {}).get(LABEL_PART_OF) != desired.applyset:
-            change.outcome, change.reason = Outcome.SKIPPED, "no longer a member of the ApplySet"
-            return True
         guard = changes.kept(meta, resource.group, resource.kind, desired.prune_kinds)
         if guard:
             return _release(client, path, desired, change, guard, options)

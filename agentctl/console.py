@@ -105,7 +105,9 @@ _PHASES = {"changes": "change set", "apply": "apply", "flip": "flip", "wait": "h
 class Bar:
     """A run's progress (an `agentctl.cluster.progress.Progress`) as rich's progress bar on
     `console` (None: never shown): transient, so it is gone when the run ends and the report
-    follows on a clean screen, and shown only once the run has lasted `delay` seconds.
+    follows on a clean screen, and shown only `delay` seconds after the first phase of an
+    environment began. Never while a run connects: a kubeconfig's exec credential plugin may
+    be asking on the terminal for a code, which a redrawn bar would erase.
 
     Thread-safe: events come from the cluster stages' worker threads; the display refreshes
     on rich's own thread. Use as a context manager: the display stops on the way out."""
@@ -122,13 +124,11 @@ class Bar:
         self._progress: RichProgress | None = None
         self._task: TaskID | None = None
         self._timer: threading.Timer | None = None
+        self._armed = 0
+        """Which timer may show the display: one cancelled after it fired must not."""
         self._closed = False
 
     def __enter__(self) -> Bar:
-        if self._console is not None:
-            self._timer = threading.Timer(self._delay, self._show)
-            self._timer.daemon = True
-            self._timer.start()
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
@@ -146,11 +146,17 @@ class Bar:
         with self._lock:
             self._env = name if count == 1 else f"{name} ({index}/{count})"
             self._phase, self._total, self._done, self._detail = "", None, 0, ""
-            self._render(reset=True)
+            self._hide()  # it connects next
 
     def phase(self, name: str, total: int | None) -> None:
         with self._lock:
             self._phase, self._total, self._done, self._detail = name, total, 0, ""
+            if (self._console is not None and not self._closed and self._timer is None
+                    and self._progress is None):
+                self._armed += 1
+                self._timer = threading.Timer(self._delay, self._show, args=(self._armed,))
+                self._timer.daemon = True
+                self._timer.start()
             self._render(reset=True)
 
     def stage(self, label: str) -> None:
@@ -175,12 +181,19 @@ class Bar:
         """Stop the display (erasing it) and never show it again."""
         with self._lock:
             self._closed = True
-            if self._timer is not None:
-                self._timer.cancel()
-            if self._progress is not None:
-                self._progress.stop()
+            self._hide()
 
-    def _show(self) -> None:
+    def _hide(self) -> None:
+        """Erase the display, if shown, until a phase shows it again (the caller holds the
+        lock)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress, self._task = None, None
+
+    def _show(self, armed: int) -> None:
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -192,7 +205,8 @@ class Bar:
         from rich.table import Column
 
         with self._lock:
-            if self._closed or self._console is None:
+            if self._closed or self._console is None or armed != self._armed \
+                    or self._timer is None:
                 return
             # One line whatever the width: the detail (a long object name) gives way first.
             self._progress = Progress(

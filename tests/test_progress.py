@@ -122,6 +122,27 @@ def test_a_run_shorter_than_the_delay_draws_nothing() -> None:
     assert out.getvalue() == ""
 
 
+def test_nothing_is_drawn_while_an_environment_connects() -> None:
+    """Connecting may run a kubeconfig's exec credential plugin that asks on the terminal (an
+    MFA code): the bar waits for the first phase, and is erased when the next environment
+    begins."""
+    terminal, out = _terminal()
+    with Bar(terminal, delay=0.05) as bar:
+        bar.environment("dev", 1, 2)
+        time.sleep(0.3)  # connecting: past the delay, yet no phase
+        assert not bar.shown
+        assert out.getvalue() == ""
+        bar.phase("apply", 3)
+        _until(out.getvalue, "apply")
+        assert bar.shown
+        bar.environment("prod", 2, 2)
+        assert not bar.shown  # erased before prod connects
+        time.sleep(0.3)
+        assert not bar.shown
+        bar.phase("apply", 5)
+        _until(out.getvalue, "prod (2/2) apply")
+
+
 @contextmanager
 def _pty() -> Iterator[tuple[TextIO, Callable[[], str]]]:
     """A pseudo-terminal: the file its programs write to (a real TTY), and what it received."""

@@ -159,6 +159,7 @@ def run(client: Client, resources: Resources, desired: DesiredEnv, applied: EnvC
         if _start(work, flip):
             flips.append(flip)
             gates.append(flip.new)
+        progress.advance()
     steps = []
     for step in plan.steps:
         check()
@@ -169,6 +170,7 @@ def run(client: Client, resources: Resources, desired: DesiredEnv, applied: EnvC
         else:
             work.skip(step.then, f"not applied: the canary of {step.agent} failed to apply, so "
                                  "the other track keeps its replicas")
+        progress.advance()
     unhealthy: dict[ObjectRef, str] = {}
     if gates and not work.options.dry_run:
         unhealthy = waiting.wait(client, resources, desired.applyset,

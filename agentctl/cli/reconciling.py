@@ -47,12 +47,13 @@ environment's Lease → the change set diff shows → server-side apply (field m
 only what is created or configured, the ApplySet parent first, CRDs, Namespaces and cluster RBAC
 before the rest → the health wait → prune of the members no longer rendered (only when everything
 applied and became healthy; never objects with ownerReferences, annotated
-agent.inferensys.com/prune: disabled, or PersistentVolumeClaims, Namespaces and CRDs: those leave
-the set and are reported skipped) → the status of each Agent object the environment renders
-(declared capability agent.inferensys.com/v1alpha1/Agent), written only where it changed, and the
-run's time on the ApplySet parent → one Event on the ApplySet parent → the Lease released. A run
-with nothing to change writes nothing but its Lease and Event (and, with Agent objects, the run's
-time). --install-crd applies the Agent CRD first (when it differs) and waits until it is served.
+agent.inferensys.com/prune: disabled, or PersistentVolumeClaims, Namespaces and CRDs unless the
+environment lists their kind in spec.pruneKinds: those leave the set and are reported skipped) →
+the status of each Agent object the environment renders (declared capability
+agent.inferensys.com/v1alpha1/Agent), written only where it changed, and the run's time on the
+ApplySet parent → one Event on the ApplySet parent → the Lease released. A run with nothing to
+change writes nothing but its Lease and Event (and, with Agent objects, the run's time).
+--install-crd applies the Agent CRD first (when it differs) and waits until it is served.
 
 Exit: 0 converged, 2 invalid input (nothing sent), 3 cluster unreachable, forbidden, not the
 environment's or missing a declared API, 4 some objects failed (apply error, conflict,

@@ -42,36 +42,16 @@ spec:
         x-kubernetes-preserve-unknown-fields: true
 """
 
-_GADGETS = """\
-apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata:
-  name: gadgets.onerun.example.com
-spec:
-  group: onerun.example.com
-  scope: Namespaced
-  names: {plural: gadgets, singular: gadget, kind: Gadget}
-  versions:
-  - name: v1
-    served: true
-    storage: true
-    schema:
-      openAPIV3Schema:
-        type: object
-        properties:
-          spec:
-            type: object
-            properties:
-              size: {type: integer}
+_CRD_AND_OBJECT = _CRD + """\
 ---
-apiVersion: onerun.example.com/v1
-kind: Gadget
+apiVersion: reconcile.example.com/v1
+kind: {{ agent.metadata.name | capitalize }}
 metadata:
   name: {{ agent.metadata.name }}
 spec:
   size: 3
 """
-GADGET = "onerun.example.com/v1/Gadget"
+"""The CRD of the kind named after the agent, and an object of that kind."""
 
 _SECRET = """\
 apiVersion: v1
@@ -163,28 +143,28 @@ def test_a_crd_and_objects_of_its_kind_are_created_in_one_run(
     """The preflight takes a kind a rendered CRD defines as served; diff and --dry-run show
     its objects created (nothing of a kind that does not exist yet can be dry-run); the run
     creates the CRD, waits until it is Established, then creates the object."""
-    crd_names.append("gadgets.onerun.example.com")
-    project = _project(tmp_path / "p", cluster, namespace, "gadgets", _GADGETS, ("alpha",),
-                       capability=GADGET)
-    gadget = f"/apis/onerun.example.com/v1/namespaces/{namespace}/gadgets/alpha"
+    crd_names.append("gadgets.reconcile.example.com")
+    project = _project(tmp_path / "p", cluster, namespace, "gadgets", _CRD_AND_OBJECT,
+                       ("gadget",), capability="reconcile.example.com/v1/Gadget")
+    gadget = f"/apis/reconcile.example.com/v1/namespaces/{namespace}/gadgets/gadget"
     diff = CliRunner().invoke(app, ["-C", str(project), "diff", "--kubeconfig",
                                     str(cluster.kubeconfig), "-o", "json", "--env", "dev"])
     assert diff.exit_code == 1, (diff.output, diff.exception)
     planned = reconciles.objects(json.loads(diff.stdout))
-    assert planned["Gadget/alpha"]["outcome"] == "created", planned["Gadget/alpha"]
-    assert "not dry-run" in planned["Gadget/alpha"]["reason"], planned["Gadget/alpha"]
-    assert planned["CustomResourceDefinition/gadgets.onerun.example.com"]["outcome"] \
+    assert planned["Gadget/gadget"]["outcome"] == "created", planned["Gadget/gadget"]
+    assert "not dry-run" in planned["Gadget/gadget"]["reason"], planned["Gadget/gadget"]
+    assert planned["CustomResourceDefinition/gadgets.reconcile.example.com"]["outcome"] \
         == "created"
 
     code, document = reconciles.report(cluster, project, "--env", "dev", "--no-wait",
                                        "--dry-run")
     assert code == 0, document
-    assert reconciles.objects(document)["Gadget/alpha"]["outcome"] == "created", document
-    assert kube.get(f"{CRDS}/gadgets.onerun.example.com").status == 404  # only dry-run
+    assert reconciles.objects(document)["Gadget/gadget"]["outcome"] == "created", document
+    assert kube.get(f"{CRDS}/gadgets.reconcile.example.com").status == 404  # only dry-run
 
     code, document = reconciles.report(cluster, project, "--env", "dev", "--no-wait")
     assert code == 0, document
-    created = reconciles.objects(document)["Gadget/alpha"]
+    created = reconciles.objects(document)["Gadget/gadget"]
     assert created["outcome"] == "created", document
     assert created["reason"] == "", created  # the plan's "not dry-run" no longer holds
     live = kube.get(gadget)
@@ -204,25 +184,24 @@ def test_objects_of_a_kind_whose_crd_is_refused_are_not_sent(
         crd_names: list[str]) -> None:
     """The API server refuses the CRD (no storage version): its objects fail naming it, with
     --dry-run and without, and nothing of either exists afterwards."""
-    # a group of its own: the other test's CRD may still be terminating
-    crd_names.append("gadgets.refused.example.com")
-    refused = _GADGETS.replace("storage: true", "storage: false").replace(
-        "onerun.example.com", "refused.example.com")
-    project = _project(tmp_path / "p", cluster, namespace, "gadgets", refused, ("alpha",),
-                       capability=GADGET.replace("onerun", "refused"))
+    # a CRD of its own: the other test's may still be terminating
+    crd_names.append("widgets.reconcile.example.com")
+    refused = _CRD_AND_OBJECT.replace("storage: true", "storage: false")
+    project = _project(tmp_path / "p", cluster, namespace, "widgets", refused, ("widget",),
+                       capability="reconcile.example.com/v1/Widget")
     for args in (("--dry-run",), ()):
         code, document = reconciles.report(cluster, project, "--env", "dev", "--no-wait",
                                            *args)
         assert code == 4, document
         found = reconciles.objects(document)
-        assert found["CustomResourceDefinition/gadgets.refused.example.com"]["outcome"] \
+        assert found["CustomResourceDefinition/widgets.reconcile.example.com"]["outcome"] \
             == "failed", found
-        gadget = found["Gadget/alpha"]
-        assert gadget["outcome"] == "failed", gadget
-        assert "CustomResourceDefinition/gadgets.refused.example.com" in gadget["reason"], \
-            gadget
-        assert "not applied" in gadget["reason"], gadget
-    assert kube.get(f"{CRDS}/gadgets.refused.example.com").status == 404
+        widget = found["Widget/widget"]
+        assert widget["outcome"] == "failed", widget
+        assert "CustomResourceDefinition/widgets.reconcile.example.com" in widget["reason"], \
+            widget
+        assert "not applied" in widget["reason"], widget
+    assert kube.get(f"{CRDS}/widgets.reconcile.example.com").status == 404
 
 
 def test_no_secret_value_reaches_the_report(cluster: Cluster, tmp_path: Path, namespace: str,
